@@ -1,0 +1,95 @@
+// Package changes is the change-feed port shared by every consumer: the shape
+// of a change event, the feed a store offers, the sink a read model offers, and
+// the resumable consumer loop that connects them (see consumer.go).
+//
+// The contract is at-least-once delivery with an idempotent, checkpointed
+// apply: a feed may deliver an event again after a restart, and a sink must
+// give the same result either way. Positions are opaque tokens: a sequence
+// number for the embedded store, a resume token for MongoDB.
+package changes
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Token is an opaque position in a feed. A consumer saves the token of the last
+// batch it applied and hands it back to Feed.Open to resume after it. A nil
+// Token means "no saved position".
+type Token []byte
+
+// Op is the kind of change an event records.
+type Op string
+
+// The operations a feed reports; they mirror MongoDB's operationType values.
+const (
+	Insert Op = "insert"
+	Update Op = "update"
+	Delete Op = "delete"
+)
+
+// Event is one change to one document of a watched collection.
+type Event[T any] struct {
+	Op Op
+	// Key is the changed document's _id (24-hex ObjectID string). It is set
+	// for every op, including deletes, which carry no document.
+	Key string
+	// Doc is the full document after the change for inserts and updates
+	// (MongoDB's fullDocument: updateLookup); the zero value for deletes.
+	// With updateLookup the document may be newer than the change itself, or
+	// missing (Found false) when it has been deleted since.
+	Doc   T
+	Found bool
+	// At is when the change was committed, for lag metrics.
+	At time.Time
+	// Token is the position just after this event.
+	Token Token
+}
+
+// Batch is what a stream yields at a time: zero or more events and the
+// position after them. Token advances even when Events is empty (MongoDB's
+// post-batch resume token; the change-log head for the embedded store), so a
+// quiet stream still moves its checkpoint forward.
+type Batch[T any] struct {
+	Events []Event[T]
+	Token  Token
+}
+
+// ErrHistoryLost is returned by Feed.Open (or Stream.Next) when the requested
+// position is no longer retained: the oplog rolled over, or the change log was
+// pruned. The consumer must rebuild its read model; it must never skip ahead.
+var ErrHistoryLost = errors.New("changes: history lost")
+
+// Feed is a source of change events for one collection.
+type Feed[T any] interface {
+	// Open starts a stream just after the position after. With a nil token
+	// the stream starts at the feed's current head ("from now").
+	// It returns ErrHistoryLost (possibly wrapped) when after is gone.
+	Open(ctx context.Context, after Token) (Stream[T], error)
+	// Head returns the feed's current position without opening a stream.
+	Head(ctx context.Context) (Token, error)
+}
+
+// Stream yields batches of events in commit order.
+type Stream[T any] interface {
+	// Next blocks until there are events, or a quiet interval has passed
+	// (then it returns an empty batch whose Token may have advanced), or ctx
+	// ends. Any error other than ctx's ends the stream; the consumer reopens
+	// it from its checkpoint.
+	Next(ctx context.Context) (Batch[T], error)
+	// Close releases the stream's resources.
+	Close(ctx context.Context) error
+}
+
+// Sink is a read model that consumes a feed.
+type Sink[T any] interface {
+	// Checkpoint returns the position saved for the named consumer, or nil
+	// when it has none yet.
+	Checkpoint(ctx context.Context, consumer string) (Token, error)
+	// Apply applies the batch's events and saves b.Token as the consumer's
+	// checkpoint: atomically where the store allows, otherwise the events
+	// first and the checkpoint after. Applying an event twice must give the
+	// same result as applying it once.
+	Apply(ctx context.Context, consumer string, b Batch[T]) error
+}
