@@ -1,0 +1,193 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"blog/internal/changes"
+)
+
+// errClosed ends the streams of a closed DB.
+var errClosed = errors.New("store closed")
+
+// feed is the change feed of one collection, read from the change log.
+type feed[T any] struct {
+	db         *DB
+	collection string
+	decode     func([]byte) (T, error)
+}
+
+// Open starts a stream after the given position (nil: the current head).
+// A position that pruning has passed fails with changes.ErrHistoryLost.
+func (f *feed[T]) Open(ctx context.Context, after changes.Token) (changes.Stream[T], error) {
+	var pos int64
+	err := f.db.read(ctx, func(tx *sql.Tx) error {
+		head, err := logHead(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if after == nil {
+			pos = head
+			return nil
+		}
+		if pos, err = decodeToken(after); err != nil {
+			return err
+		}
+		pruned, err := prunedThrough(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return checkRetained(pos, pruned, head)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s feed: %w", f.collection, err)
+	}
+	return &stream[T]{feed: f, pos: pos, closed: make(chan struct{})}, nil
+}
+
+// Head returns the change log's head: a valid position for every
+// collection, since all of them share one sequence.
+func (f *feed[T]) Head(ctx context.Context) (changes.Token, error) {
+	head, err := logHead(ctx, f.db.r)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s feed head: %w", f.collection, err)
+	}
+	return encodeToken(head), nil
+}
+
+// qReadLog reads a collection's entries in a seq range by seeking
+// changelog_collection_seq.
+const qReadLog = `SELECT seq, op, doc_id, doc, at FROM changelog
+	WHERE collection = ? AND seq > ? AND seq <= ?
+	ORDER BY seq LIMIT ?`
+
+// stream reads one collection's entries after pos. It is used by one
+// goroutine at a time, like every changes.Stream.
+type stream[T any] struct {
+	feed   *feed[T]
+	pos    int64 // the seq after which the next batch starts
+	closed chan struct{}
+	once   sync.Once
+}
+
+// Next returns the next entries after the stream's position, waiting for
+// some if there are none: it wakes at once on a commit made through this DB,
+// and every PollInterval to look for other processes' commits. After
+// QuietInterval without any, it returns an empty batch at its position,
+// which by then has moved to the log's head if other collections changed.
+func (s *stream[T]) Next(ctx context.Context) (changes.Batch[T], error) {
+	db := s.feed.db
+	quiet := time.NewTimer(db.quiet)
+	defer quiet.Stop()
+	var poll *time.Ticker
+	for {
+		wake := db.changed.wait() // before reading, so no commit slips by
+		b, err := s.read(ctx)
+		if err != nil {
+			return changes.Batch[T]{}, err
+		}
+		if len(b.Events) > 0 {
+			return b, nil
+		}
+		if poll == nil {
+			poll = time.NewTicker(db.poll)
+			defer poll.Stop()
+		}
+		select {
+		case <-wake:
+		case <-poll.C:
+		case <-quiet.C:
+			return changes.Batch[T]{Token: encodeToken(s.pos)}, nil
+		case <-ctx.Done():
+			return changes.Batch[T]{}, ctx.Err()
+		case <-s.closed:
+			return changes.Batch[T]{}, fmt.Errorf("sqlite: %s stream: %w", s.feed.collection, errStreamClosed)
+		case <-db.done:
+			return changes.Batch[T]{}, fmt.Errorf("sqlite: %s stream: %w", s.feed.collection, errClosed)
+		}
+	}
+}
+
+var errStreamClosed = errors.New("stream closed")
+
+// read returns the collection's entries after pos (at most a batch) and
+// advances pos past them. It reads in one snapshot: the head first, then
+// entries up to it, so when fewer than a batch come back, every entry of this
+// collection up to the head has been seen and pos may jump to the head,
+// past other collections' entries.
+func (s *stream[T]) read(ctx context.Context) (changes.Batch[T], error) {
+	var b changes.Batch[T]
+	f := s.feed
+	err := f.db.read(ctx, func(tx *sql.Tx) error {
+		head, err := logHead(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if head <= s.pos {
+			return nil
+		}
+		// The pruned mark is read in the same snapshot as the entries, so
+		// a prune is either wholly visible here or not at all.
+		pruned, err := prunedThrough(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := checkRetained(s.pos, pruned, head); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, qReadLog, f.collection, s.pos, head, f.db.batch)
+		if err != nil {
+			return fmt.Errorf("read change log: %w", err)
+		}
+		defer rows.Close()
+		last := head
+		for rows.Next() {
+			var (
+				seq, at int64
+				op, key string
+				doc     sql.NullString
+			)
+			if err := rows.Scan(&seq, &op, &key, &doc, &at); err != nil {
+				return fmt.Errorf("read change log: %w", err)
+			}
+			e := changes.Event[T]{Op: changes.Op(op), Key: key, At: fromMS(at), Token: encodeToken(seq)}
+			if doc.Valid {
+				// A document that does not decode (written by hand, or by
+				// a future version) is reported on its event, not as the
+				// stream's error: that would end the stream at this entry
+				// on every reopen, and the consumer could never move on.
+				if e.Doc, err = f.decode([]byte(doc.String)); err != nil {
+					var zero T
+					e.Doc, e.Err = zero, fmt.Errorf("sqlite: decode %s change %d: %w", f.collection, seq, err)
+				} else {
+					e.Found = true
+				}
+			}
+			b.Events = append(b.Events, e)
+			last = seq
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read change log: %w", err)
+		}
+		if len(b.Events) < f.db.batch {
+			last = head
+		}
+		s.pos = last
+		return nil
+	})
+	if err != nil {
+		return changes.Batch[T]{}, fmt.Errorf("sqlite: %s stream: %w", f.collection, err)
+	}
+	b.Token = encodeToken(s.pos)
+	return b, nil
+}
+
+// Close ends the stream; a Next waiting in another goroutine returns.
+func (s *stream[T]) Close(context.Context) error {
+	s.once.Do(func() { close(s.closed) })
+	return nil
+}

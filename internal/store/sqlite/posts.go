@@ -1,0 +1,237 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"blog/internal/changes"
+	"blog/internal/page"
+	"blog/internal/post"
+)
+
+// postStore is the posts service's store: the posts table, and the read
+// model (post_comments, comment_count) that Apply keeps from the comments
+// feed (see projection.go).
+type postStore struct{ db *DB }
+
+const postCols = `id, title, content, comment_count, created_at, updated_at`
+
+// The posts service's hot queries, named so plan_test.go can check that each
+// is an index seek.
+const (
+	// qListPosts is the first page: an ordered walk of posts_created from
+	// the newest end that stops at the limit.
+	qListPosts = `SELECT ` + postCols + ` FROM posts
+		ORDER BY created_at DESC, id DESC LIMIT ?`
+	// qListPostsAfter seeks posts_created to the cursor.
+	qListPostsAfter = `SELECT ` + postCols + ` FROM posts WHERE (created_at, id) < (?, ?)
+		ORDER BY created_at DESC, id DESC LIMIT ?`
+	// qEmbedded seeks the newest end of a post's range in
+	// post_comments_post_created and reads back limit entries.
+	qEmbedded = `SELECT comment_id, text, created_at, updated_at FROM post_comments
+		WHERE post_id = ? ORDER BY created_at DESC, comment_id DESC LIMIT ?`
+)
+
+func scanPost(sc scanner) (post.Post, error) {
+	var (
+		p       post.Post
+		created int64
+		updated sql.NullInt64
+	)
+	if err := sc.Scan(&p.ID, &p.Title, &p.Content, &p.CommentCount, &created, &updated); err != nil {
+		return post.Post{}, err
+	}
+	p.CreatedAt, p.UpdatedAt = fromMS(created), fromOptMS(updated)
+	return p, nil
+}
+
+// embedded reads the comments post id embeds: its limit latest by
+// (created_at, comment_id), oldest first. It seeks the end of the post's
+// range in post_comments_post_created and reads back limit entries, so its
+// cost does not grow with the post's comment count.
+func embedded(ctx context.Context, q querier, id string, limit int) ([]post.Comment, error) {
+	rows, err := q.QueryContext(ctx, qEmbedded, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read embedded comments: %w", err)
+	}
+	defer rows.Close()
+	out := []post.Comment{}
+	for rows.Next() {
+		var (
+			c       post.Comment
+			created int64
+			updated sql.NullInt64
+		)
+		if err := rows.Scan(&c.ID, &c.Text, &created, &updated); err != nil {
+			return nil, fmt.Errorf("read embedded comments: %w", err)
+		}
+		c.CreatedAt, c.UpdatedAt = fromMS(created), fromOptMS(updated)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read embedded comments: %w", err)
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// loadPost reads a post with its embedded comments, in q's snapshot.
+func (db *DB) loadPost(ctx context.Context, q querier, id string) (post.Post, error) {
+	p, err := scanPost(q.QueryRowContext(ctx, `SELECT `+postCols+` FROM posts WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return post.Post{}, post.ErrNotFound
+	}
+	if err != nil {
+		return post.Post{}, err
+	}
+	if p.Comments, err = embedded(ctx, q, id, db.embedLimit); err != nil {
+		return post.Post{}, err
+	}
+	return p, nil
+}
+
+// Create stores a new post with no comments and logs it.
+func (s *postStore) Create(ctx context.Context, p post.Post) error {
+	p.Comments, p.CommentCount = []post.Comment{}, 0
+	err := s.db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO posts (id, title, content, comment_count, created_at, updated_at)
+			VALUES (?, ?, ?, 0, ?, ?)`,
+			p.ID, p.Title, p.Content, ms(p.CreatedAt), optMS(p.UpdatedAt))
+		if isUnique(err) {
+			return post.ErrDuplicate
+		}
+		if err != nil {
+			return err
+		}
+		return appendChange(ctx, tx, collPosts, changes.Insert, p.ID, toPostDoc(p))
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create post: %w", err)
+	}
+	return nil
+}
+
+// Get reads a post and its embedded comments in one snapshot, so the count
+// and the comments agree.
+func (s *postStore) Get(ctx context.Context, id string) (post.Post, error) {
+	var p post.Post
+	err := s.db.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		p, err = s.db.loadPost(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return post.Post{}, fmt.Errorf("sqlite: get post: %w", err)
+	}
+	return p, nil
+}
+
+// List reads a page of posts, newest first, seeking posts_created to the
+// cursor, then each post's embedded comments, all in one snapshot.
+func (s *postStore) List(ctx context.Context, q page.Query) ([]post.Post, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = page.DefaultLimit
+	}
+	var out []post.Post
+	err := s.db.read(ctx, func(tx *sql.Tx) error {
+		var (
+			rows *sql.Rows
+			err  error
+		)
+		if q.After == nil {
+			rows, err = tx.QueryContext(ctx, qListPosts, limit)
+		} else {
+			rows, err = tx.QueryContext(ctx, qListPostsAfter, ms(q.After.At), q.After.ID, limit)
+		}
+		if err != nil {
+			return err
+		}
+		out = make([]post.Post, 0, min(limit, page.MaxLimit))
+		for rows.Next() {
+			p, err := scanPost(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// One bounded index read per post: a page is at most page.MaxLimit
+		// posts, and each read costs the same however many comments a post
+		// has, where a join would walk all of them.
+		for i := range out {
+			if out[i].Comments, err = embedded(ctx, tx, out[i].ID, s.db.embedLimit); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list posts: %w", err)
+	}
+	return out, nil
+}
+
+// Update patches a post and logs the whole post as it now is.
+func (s *postStore) Update(ctx context.Context, id string, patch post.Patch, at time.Time) (post.Post, error) {
+	var p post.Post
+	err := s.db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+			UPDATE posts SET title = coalesce(?, title), content = coalesce(?, content), updated_at = ?
+			WHERE id = ?`, patch.Title, patch.Content, ms(at), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return post.ErrNotFound
+		}
+		if p, err = s.db.loadPost(ctx, tx, id); err != nil {
+			return err
+		}
+		return appendChange(ctx, tx, collPosts, changes.Update, id, toPostDoc(p))
+	})
+	if err != nil {
+		return post.Post{}, fmt.Errorf("sqlite: update post: %w", err)
+	}
+	return p, nil
+}
+
+// Delete removes a post (its comment copies cascade) and logs the deletion,
+// on which the comments service deletes the comments themselves.
+func (s *postStore) Delete(ctx context.Context, id string) error {
+	err := s.db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM posts WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return post.ErrNotFound
+		}
+		return appendChange(ctx, tx, collPosts, changes.Delete, id, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete post: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the file is readable.
+func (s *postStore) Ping(ctx context.Context) error {
+	if err := s.db.ping(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are the schema's versions, applied in order; PRAGMA
+// user_version records how many a file has. Append, never edit: a released
+// migration is history that existing files have already run.
+//
+// Every list query and every event apply is an index seek (the index comments
+// name which), so none scans a table however large it grows; plan_test.go
+// checks the planner agrees.
+var migrations = []string{
+	// 1: the two services' collections, the posts service's read model of
+	// comments, the change log and the consumers' checkpoints.
+	`
+-- posts: the posts service's collection. comment_count is maintained by the
+-- projection; the embedded comments are read from post_comments.
+CREATE TABLE posts (
+	id            TEXT PRIMARY KEY,
+	title         TEXT NOT NULL,
+	content       TEXT NOT NULL,
+	comment_count INTEGER NOT NULL DEFAULT 0,
+	created_at    INTEGER NOT NULL, -- unix ms
+	updated_at    INTEGER           -- unix ms; NULL until edited
+);
+-- List: newest first, keyset paging on (created_at, id).
+CREATE INDEX posts_created ON posts (created_at, id);
+
+-- comments: the comments service's collection, the source of truth. No
+-- foreign key to posts: the services own their data apart, and a post's
+-- comments are deleted through the feed (so each deletion is an event).
+CREATE TABLE comments (
+	id         TEXT PRIMARY KEY,
+	post_id    TEXT NOT NULL,
+	text       TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER
+);
+-- ListByPost and DeleteByPost.
+CREATE INDEX comments_post_created ON comments (post_id, created_at, id);
+
+-- post_comments: the posts service's full copy of every comment of its
+-- posts, kept by the projection. It makes the embedded latest-N a bounded
+-- index read, a delete's back-fill free, and commentCount exact under
+-- replays (a copy exists or it does not). Copies go with their post.
+CREATE TABLE post_comments (
+	comment_id TEXT PRIMARY KEY,
+	post_id    TEXT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+	text       TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER
+);
+-- The embedded comments: the latest N of a post; also serves the cascade.
+CREATE INDEX post_comments_post_created ON post_comments (post_id, created_at, comment_id);
+
+-- changelog: the transactional outbox behind both feeds. seq is the resume
+-- token; AUTOINCREMENT never reuses a seq, even after the newest rows are
+-- pruned, so a token can never come to mean a different change.
+CREATE TABLE changelog (
+	seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+	collection TEXT NOT NULL,
+	op         TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
+	doc_id     TEXT NOT NULL,
+	doc        TEXT,             -- JSON of the document after the change; NULL for delete
+	at         INTEGER NOT NULL  -- commit time, unix ms
+);
+-- A stream reads its collection's entries after its position.
+CREATE INDEX changelog_collection_seq ON changelog (collection, seq);
+
+-- changelog_state: one row. pruned_through is the last seq Prune removed, so
+-- a position before it is known lost even when the log is empty.
+CREATE TABLE changelog_state (
+	id             INTEGER PRIMARY KEY CHECK (id = 1),
+	pruned_through INTEGER NOT NULL
+);
+INSERT INTO changelog_state (id, pruned_through) VALUES (1, 0);
+
+-- checkpoints: each consumer's last applied position, saved in the same
+-- transaction as the changes it applied.
+CREATE TABLE checkpoints (
+	consumer   TEXT PRIMARY KEY,
+	token      BLOB NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+`,
+}
+
+// migrate brings the file's schema up to date in one write transaction, so
+// processes starting together on a new directory migrate it exactly once:
+// the second waits for the first's lock and then finds nothing to do.
+func migrate(ctx context.Context, w *sql.DB) error {
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this program's %d: upgrade the program", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	if version < len(migrations) {
+		// PRAGMA takes no parameters; the value is a constant of ours.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+			return fmt.Errorf("set schema version: %w", err)
+		}
+	}
+	return tx.Commit()
+}
