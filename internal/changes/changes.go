@@ -45,6 +45,10 @@ type Event[T any] struct {
 	At time.Time
 	// Token is the position just after this event.
 	Token Token
+	// Err is set when the change could not be decoded into a T, such as a
+	// malformed document written straight into the database. The consumer
+	// retries such an event, then parks it as a dead letter and moves on.
+	Err error
 }
 
 // Batch is what a stream yields at a time: zero or more events and the
@@ -54,6 +58,11 @@ type Event[T any] struct {
 type Batch[T any] struct {
 	Events []Event[T]
 	Token  Token
+	// Fence is the fencing token of the lease under which the consumer
+	// applies the batch (0: no lease). A sink that keeps leases refuses a
+	// batch whose fence is not the lease's current one, so a consumer that
+	// lost its lease without noticing cannot write.
+	Fence int64
 }
 
 // ErrHistoryLost is returned by Feed.Open (or Stream.Next) when the requested
