@@ -6,8 +6,8 @@
 package comment
 
 import (
+	"blog/internal/fault"
 	"context"
-	"errors"
 	"time"
 
 	"blog/internal/page"
@@ -28,12 +28,12 @@ func (c Comment) Cursor() page.Cursor { return page.Cursor{At: c.CreatedAt, ID: 
 // Domain errors; the HTTP layer maps them to status codes in one place.
 var (
 	// ErrNotFound: no comment has the given id.
-	ErrNotFound = errors.New("comment not found")
+	ErrNotFound = fault.New(fault.NotFound, "comment not found")
 	// ErrPostNotFound: the comment names a post that does not exist, so it
 	// is refused and the change stream never carries an orphan.
-	ErrPostNotFound = errors.New("post not found")
+	ErrPostNotFound = fault.New(fault.NotFound, "post not found")
 	// ErrDuplicate: a comment with this id already exists.
-	ErrDuplicate = errors.New("comment already exists")
+	ErrDuplicate = fault.New(fault.Conflict, "comment already exists")
 )
 
 // Store is the port the comments service needs from a database. Each write

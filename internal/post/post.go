@@ -4,8 +4,8 @@
 package post
 
 import (
+	"blog/internal/fault"
 	"context"
-	"errors"
 	"time"
 
 	"blog/internal/changes"
@@ -57,9 +57,9 @@ type Patch struct {
 // Domain errors; the HTTP layer maps them to status codes in one place.
 var (
 	// ErrNotFound: no post has the given id.
-	ErrNotFound = errors.New("post not found")
+	ErrNotFound = fault.New(fault.NotFound, "post not found")
 	// ErrDuplicate: a post with this id already exists.
-	ErrDuplicate = errors.New("post already exists")
+	ErrDuplicate = fault.New(fault.Conflict, "post already exists")
 )
 
 // Store is the port the posts service needs from a database.

@@ -1,0 +1,120 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Middleware wraps a handler with a policy (authentication, rate limits).
+type Middleware func(http.HandlerFunc) http.HandlerFunc
+
+// Open is the Middleware that lets every request through.
+func Open(h http.HandlerFunc) http.HandlerFunc { return h }
+
+// RequireToken returns a Middleware admitting only requests that carry
+// `Authorization: Bearer <token>`. Tokens are compared in constant time (on
+// their hashes, so not even the length leaks). An empty token means no
+// authentication is configured: everything passes.
+func RequireToken(token string) Middleware {
+	if token == "" {
+		return Open
+	}
+	want := sha256.Sum256([]byte(token))
+	return func(next http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			sum := sha256.Sum256([]byte(got))
+			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="blog"`)
+				WriteProblem(w, r, NewProblem(http.StatusUnauthorized, "This request needs a valid bearer token (Authorization: Bearer <token>)."))
+				return
+			}
+			next(w, r)
+		}
+	}
+}
+
+// RateLimit returns a Middleware that allows each client IP perMinute
+// requests a minute on average (token bucket, bursts of up to a tenth of
+// that), answering 429 with Retry-After beyond it. perMinute <= 0 turns the
+// limit off. Buckets idle for ten minutes are forgotten, so memory is bounded
+// by the clients of the last ten minutes.
+func RateLimit(perMinute int) Middleware {
+	if perMinute <= 0 {
+		return Open
+	}
+	l := &limiter{
+		every:   rate.Limit(float64(perMinute) / 60),
+		burst:   max(1, perMinute/10),
+		buckets: map[string]*bucket{},
+	}
+	return func(next http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if wait, ok := l.allow(clientIP(r), time.Now()); !ok {
+				w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+				WriteProblem(w, r, NewProblem(http.StatusTooManyRequests, "Too many requests from your address; try again after Retry-After seconds."))
+				return
+			}
+			next(w, r)
+		}
+	}
+}
+
+type limiter struct {
+	every rate.Limit
+	burst int
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	swept   time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+// allow takes a token from ip's bucket, or says how long until one is free.
+func (l *limiter) allow(ip string, now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) > time.Minute {
+		for k, b := range l.buckets {
+			if now.Sub(b.seen) > 10*time.Minute {
+				delete(l.buckets, k)
+			}
+		}
+		l.swept = now
+	}
+	b := l.buckets[ip]
+	if b == nil {
+		b = &bucket{lim: rate.NewLimiter(l.every, l.burst)}
+		l.buckets[ip] = b
+	}
+	b.seen = now
+	res := b.lim.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d, false
+	}
+	return 0, true
+}
+
+// clientIP is the connection's peer address. Forwarding headers are not
+// trusted: anyone can send them.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,203 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"time"
+
+	"blog/internal/page"
+)
+
+// Router is the standard library's ServeMux with two additions: requests no
+// route matches get a problem response (404, or 405 with Allow) instead of
+// the mux's plain text, and every request is logged with its route pattern.
+type Router struct {
+	mux    *http.ServeMux
+	log    *slog.Logger
+	routes []string
+}
+
+// NewRouter returns an empty router that logs to log.
+func NewRouter(log *slog.Logger) *Router {
+	return &Router{mux: http.NewServeMux(), log: log}
+}
+
+// HandleFunc registers h for a ServeMux pattern such as "POST /posts".
+func (rt *Router) HandleFunc(pattern string, h http.HandlerFunc) { rt.Handle(pattern, h) }
+
+// Handle registers h for a ServeMux pattern.
+func (rt *Router) Handle(pattern string, h http.Handler) {
+	rt.mux.Handle(pattern, h)
+	rt.routes = append(rt.routes, pattern)
+}
+
+// Routes returns the patterns registered so far, so a test can hold them
+// against the service's OpenAPI document.
+func (rt *Router) Routes() []string { return slices.Clone(rt.routes) }
+
+// ServeHTTP routes r, answering unmatched requests with problems.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		if v := recover(); v != nil {
+			// A bug, not an input: log it loudly, answer 500, keep serving.
+			rt.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+			if !sw.wrote {
+				WriteProblem(sw, r, NewProblem(http.StatusInternalServerError, "The server could not complete the request; it has been logged."))
+			}
+		}
+		rt.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", r.Pattern,
+			"status", sw.status, "took", time.Since(start))
+	}()
+	if h, pattern := rt.mux.Handler(r); pattern == "" {
+		// Let the mux decide between 404 and 405 (and compute Allow), then
+		// answer in our format.
+		rec := &statusWriter{ResponseWriter: discard{h: http.Header{}}, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		if allow := rec.Header().Get("Allow"); allow != "" {
+			sw.Header().Set("Allow", allow)
+		}
+		switch rec.status {
+		case http.StatusMethodNotAllowed:
+			WriteProblem(sw, r, NewProblem(rec.status, fmt.Sprintf("%s is not allowed here; see the Allow header.", r.Method)))
+		case http.StatusNotFound:
+			WriteProblem(sw, r, NewProblem(rec.status, "No resource lives at this path."))
+		default:
+			// Redirects (a path to clean up) and the like: replay for real.
+			rt.mux.ServeHTTP(sw, r)
+		}
+		return
+	}
+	rt.mux.ServeHTTP(sw, r)
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer (flushing for
+// streams, deadlines).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// discard is a ResponseWriter that keeps headers and drops the body.
+type discard struct{ h http.Header }
+
+func (d discard) Header() http.Header         { return d.h }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}
+
+var objectID = regexp.MustCompile(`^[0-9a-f]{24}$`)
+
+// ValidID reports whether s is a 24-hex ObjectID string, the only id shape
+// this API accepts; anything else is a 400 before any store is asked.
+func ValidID(s string) bool { return objectID.MatchString(s) }
+
+// PathID returns the named path value if it is a valid id, or a 400 problem
+// naming the parameter.
+func PathID(r *http.Request, name string) (string, error) {
+	id := r.PathValue(name)
+	if !ValidID(id) {
+		return "", Invalid(map[string]string{"/" + name: "must be a 24-character hexadecimal ObjectID"})
+	}
+	return id, nil
+}
+
+// PageQuery reads a page request from r's query parameters limit and after,
+// refusing any other parameter so typos do not pass silently.
+func PageQuery(r *http.Request) (page.Query, error) {
+	vals := r.URL.Query()
+	problems := map[string]string{}
+	for k, v := range vals {
+		switch {
+		case k != "limit" && k != "after":
+			problems["?"+k] = "is not a known query parameter"
+		case len(v) > 1:
+			problems["?"+k] = "must be given once"
+		}
+	}
+	q, ps := page.Parse(vals.Get("limit"), vals.Get("after"))
+	for k, v := range ps {
+		problems["?"+k] = v
+	}
+	if err := Invalid(problems); err != nil {
+		return page.Query{}, err
+	}
+	return q, nil
+}
+
+// SetNextLink adds `Link: <path?limit=N&after=C>; rel="next"` for the page
+// after the one whose last item is last.
+func SetNextLink(w http.ResponseWriter, r *http.Request, limit int, last page.Cursor) {
+	q := url.Values{}
+	q.Set("limit", fmt.Sprint(limit))
+	q.Set("after", last.Encode())
+	u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
+	w.Header().Add("Link", fmt.Sprintf(`<%s>; rel="next"`, u.String()))
+}
+
+// Probe reports whether a dependency is ready; nil means yes.
+type Probe func(ctx context.Context) error
+
+// Health registers GET /livez (the process answers) and GET /readyz (every
+// probe passes within two seconds; otherwise 503 with the failing check's
+// name, never its error text).
+func (rt *Router) Health(probes map[string]Probe) {
+	rt.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	rt.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		for name, p := range probes {
+			if err := p(ctx); err != nil {
+				rt.log.Warn("not ready", "check", name, "err", err)
+				WriteProblem(w, r, NewProblem(http.StatusServiceUnavailable, name+" is not ready"))
+				return
+			}
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+// Fetch returns the query a handler should give its store: one item more
+// than the client asked for, so WritePage can tell whether a next page exists
+// without a count.
+func Fetch(q page.Query) page.Query {
+	q.Limit++
+	return q
+}
+
+// WritePage sends a page of items as a JSON array (never null, so the seed's
+// clients keep working), with a rel="next" Link when the store returned the
+// extra item that Fetch asked for.
+func WritePage[T any](w http.ResponseWriter, r *http.Request, q page.Query, items []T, cursor func(T) page.Cursor) {
+	if len(items) > q.Limit {
+		items = items[:q.Limit]
+		SetNextLink(w, r, q.Limit, cursor(items[len(items)-1]))
+	}
+	if items == nil {
+		items = []T{}
+	}
+	WriteJSON(w, http.StatusOK, items)
+}

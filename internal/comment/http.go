@@ -1,0 +1,161 @@
+package comment
+
+import (
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"blog/internal/api"
+)
+
+// MaxTextBytes limits a comment's text, documented in the README and the API.
+const MaxTextBytes = 10 << 10
+
+// OpenAPI is the service's OpenAPI 3.1 document, served at /openapi.json
+// and held against the registered routes by a test.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// Handler serves the comments API over a Store.
+type Handler struct {
+	Store Store
+	Log   *slog.Logger
+	// Now is the clock, replaceable in tests; times are kept to the
+	// millisecond because MongoDB stores no finer.
+	Now func() time.Time
+	// Auth guards edits and deletes (nil: none). Creating a comment stays
+	// public, as on any blog, and is guarded by Throttle (nil: unlimited).
+	Auth, Throttle api.Middleware
+}
+
+// Register adds the comments routes to rt. GET /comments/{postId} is the
+// seed's route and lists a post's comments; PATCH and DELETE address one
+// comment by its own id.
+func (h *Handler) Register(rt *api.Router) {
+	auth, throttle := h.Auth, h.Throttle
+	if auth == nil {
+		auth = api.Open
+	}
+	if throttle == nil {
+		throttle = api.Open
+	}
+	rt.HandleFunc("POST /comments", throttle(h.create))
+	rt.HandleFunc("GET /comments/{postId}", h.list)
+	rt.HandleFunc("PATCH /comments/{id}", auth(h.update))
+	rt.HandleFunc("DELETE /comments/{id}", auth(h.delete))
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now().UTC().Truncate(time.Millisecond)
+	}
+	return time.Now().UTC().Truncate(time.Millisecond)
+}
+
+// NewComment is the body of POST /comments.
+type NewComment struct {
+	PostID string `json:"postId"`
+	Text   string `json:"text"`
+}
+
+// Validate returns a validation problem listing every invalid field, or nil.
+func (n NewComment) Validate() error {
+	problems := map[string]string{}
+	if !api.ValidID(n.PostID) {
+		problems["#/postId"] = "must be a 24-character hexadecimal ObjectID"
+	}
+	api.CheckText(problems, "#/text", n.Text, 0, MaxTextBytes)
+	return api.Invalid(problems)
+}
+
+// PatchComment is the body of PATCH /comments/{id}.
+type PatchComment struct {
+	Text *string `json:"text"`
+}
+
+// Validate checks that text is present and acceptable.
+func (p PatchComment) Validate() error {
+	problems := map[string]string{}
+	if p.Text == nil {
+		problems["#/text"] = "is required and must not be blank"
+	} else {
+		api.CheckText(problems, "#/text", *p.Text, 0, MaxTextBytes)
+	}
+	return api.Invalid(problems)
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+	in, err := api.Decode[NewComment](w, r, 0)
+	if err == nil {
+		err = in.Validate()
+	}
+	if err != nil {
+		api.WriteError(w, r, h.Log, err)
+		return
+	}
+	c := Comment{ID: bson.NewObjectID().Hex(), PostID: in.PostID, Text: in.Text, CreatedAt: h.now()}
+	if err := h.Store.Create(r.Context(), c); err != nil {
+		api.WriteError(w, r, h.Log, err)
+		return
+	}
+	w.Header().Set("Location", "/comments/"+c.PostID)
+	api.WriteJSON(w, http.StatusCreated, c)
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	postID, err := api.PathID(r, "postId")
+	if err != nil {
+		api.WriteError(w, r, h.Log, err)
+		return
+	}
+	q, err := api.PageQuery(r)
+	if err != nil {
+		api.WriteError(w, r, h.Log, err)
+		return
+	}
+	cs, err := h.Store.ListByPost(r.Context(), postID, api.Fetch(q))
+	if err != nil {
+		api.WriteError(w, r, h.Log, err)
+		return
+	}
+	api.WritePage(w, r, q, cs, Comment.Cursor)
+}
+
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
+	id, err := api.PathID(r, "id")
+	if err != nil {
+		api.WriteError(w, r, h.Log, err)
+		return
+	}
+	in, err := api.Decode[PatchComment](w, r, 0)
+	if err == nil {
+		err = in.Validate()
+	}
+	if err != nil {
+		api.WriteError(w, r, h.Log, err)
+		return
+	}
+	c, err := h.Store.Update(r.Context(), id, *in.Text, h.now())
+	if err != nil {
+		api.WriteError(w, r, h.Log, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, c)
+}
+
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
+	id, err := api.PathID(r, "id")
+	if err != nil {
+		api.WriteError(w, r, h.Log, err)
+		return
+	}
+	if _, err := h.Store.Delete(r.Context(), id); err != nil {
+		api.WriteError(w, r, h.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,187 @@
+package comment_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"blog/internal/api"
+	"blog/internal/comment"
+	"blog/internal/post"
+	"blog/internal/store/sqlite"
+)
+
+// newServer serves the comments API over a real embedded store and returns
+// the id of one existing post to comment on.
+func newServer(t testing.TB) (*httptest.Server, string) {
+	t.Helper()
+	db, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	postID := bson.NewObjectID().Hex()
+	if err := db.Posts().Create(t.Context(), post.Post{ID: postID, Title: "t", Content: "c", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	rt := api.NewRouter(log)
+	(&comment.Handler{Store: db.Comments(), Log: log}).Register(rt)
+	srv := httptest.NewServer(rt)
+	t.Cleanup(srv.Close)
+	return srv, postID
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func do(t testing.TB, srv *httptest.Server, method, path, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{res.StatusCode, res.Header, b}
+}
+
+func create(t *testing.T, srv *httptest.Server, postID, text string) comment.Comment {
+	t.Helper()
+	r := do(t, srv, "POST", "/comments", fmt.Sprintf(`{"postId":%q,"text":%q}`, postID, text))
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var c comment.Comment
+	if err := json.Unmarshal(r.body, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestCreate(t *testing.T) {
+	srv, postID := newServer(t)
+	tests := []struct {
+		name, body string
+		status     int
+		pointer    string
+	}{
+		{name: "create-201", body: `{"postId":"` + postID + `","text":"hello"}`, status: 201},
+		{name: "create-404-unknown-post", body: `{"postId":"672a2b5ab2c87aa17bd7b49b","text":"hello"}`, status: 404},
+		{name: "create-400-missing-text", body: `{"postId":"` + postID + `"}`, status: 400, pointer: "#/text"},
+		{name: "create-400-blank-text", body: `{"postId":"` + postID + `","text":"\n "}`, status: 400, pointer: "#/text"},
+		{name: "create-400-text-too-long", body: `{"postId":"` + postID + `","text":"` + strings.Repeat("x", comment.MaxTextBytes+1) + `"}`, status: 400, pointer: "#/text"},
+		{name: "create-400-missing-postId", body: `{"text":"hi"}`, status: 400, pointer: "#/postId"},
+		{name: "create-400-bad-postId", body: `{"postId":"123","text":"hi"}`, status: 400, pointer: "#/postId"},
+		{name: "create-400-uppercase-postId", body: `{"postId":"` + strings.ToUpper(postID) + `","text":"hi"}`, status: 400, pointer: "#/postId"},
+		{name: "create-400-operator-postId", body: `{"postId":{"$ne":null},"text":"hi"}`, status: 400, pointer: "#/postId"},
+		{name: "create-400-server-owned-createdAt", body: `{"postId":"` + postID + `","text":"hi","createdAt":"2020-01-01T00:00:00Z"}`, status: 400, pointer: "#/createdAt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(t, srv, "POST", "/comments", tt.body)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			if tt.status == 201 {
+				var got map[string]any
+				_ = json.Unmarshal(r.body, &got)
+				if got["postId"] != postID || got["text"] != "hello" || !regexp.MustCompile(`^[0-9a-f]{24}$`).MatchString(fmt.Sprint(got["_id"])) {
+					t.Errorf("created %v", got)
+				}
+				return
+			}
+			var p api.Problem
+			if err := json.Unmarshal(r.body, &p); err != nil || p.Status != tt.status {
+				t.Fatalf("not a problem: %s", r.body)
+			}
+			if tt.pointer != "" && (len(p.Errors) == 0 || p.Errors[0].Pointer != tt.pointer) {
+				t.Fatalf("errors %+v, want %s", p.Errors, tt.pointer)
+			}
+		})
+	}
+	// Nothing refused was stored.
+	var cs []comment.Comment
+	r := do(t, srv, "GET", "/comments/"+postID, "")
+	_ = json.Unmarshal(r.body, &cs)
+	if len(cs) != 1 {
+		t.Fatalf("stored %d comments, want the 1 valid one: %s", len(cs), r.body)
+	}
+}
+
+func TestListUpdateDelete(t *testing.T) {
+	srv, postID := newServer(t)
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, create(t, srv, postID, fmt.Sprint("c", i)).ID)
+	}
+	// Oldest first, in pages linked by rel="next".
+	var got []string
+	path := "/comments/" + postID + "?limit=2"
+	for path != "" {
+		r := do(t, srv, "GET", path, "")
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", path, r.status, r.body)
+		}
+		var cs []comment.Comment
+		_ = json.Unmarshal(r.body, &cs)
+		for _, c := range cs {
+			got = append(got, c.ID)
+		}
+		path = ""
+		if m := regexp.MustCompile(`^<([^>]+)>; rel="next"$`).FindStringSubmatch(r.header.Get("Link")); m != nil {
+			path = m[1]
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(ids) {
+		t.Fatalf("paged %v, want oldest first %v", got, ids)
+	}
+
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+	}{
+		{name: "list-200-unknown-post-empty", method: "GET", path: "/comments/672a2b5ab2c87aa17bd7b49b", status: 200},
+		{name: "list-400-bad-id", method: "GET", path: "/comments/xyz", status: 400},
+		{name: "patch-200", method: "PATCH", path: "/comments/" + ids[0], body: `{"text":"edited"}`, status: 200},
+		{name: "patch-400-blank", method: "PATCH", path: "/comments/" + ids[0], body: `{"text":""}`, status: 400},
+		{name: "patch-400-missing", method: "PATCH", path: "/comments/" + ids[0], body: `{}`, status: 400},
+		{name: "patch-400-postId", method: "PATCH", path: "/comments/" + ids[0], body: `{"text":"x","postId":"` + postID + `"}`, status: 400},
+		{name: "patch-404", method: "PATCH", path: "/comments/672a2b5ab2c87aa17bd7b49b", body: `{"text":"x"}`, status: 404},
+		{name: "delete-204", method: "DELETE", path: "/comments/" + ids[1], status: 204},
+		{name: "delete-404", method: "DELETE", path: "/comments/" + ids[1], status: 404},
+		{name: "delete-400-bad-id", method: "DELETE", path: "/comments/nope", status: 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(t, srv, tt.method, tt.path, tt.body)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+		})
+	}
+	var cs []comment.Comment
+	_ = json.Unmarshal(do(t, srv, "GET", "/comments/"+postID, "").body, &cs)
+	if len(cs) != 4 || cs[0].Text != "edited" || cs[0].UpdatedAt == nil {
+		t.Fatalf("after edit and delete: %+v", cs)
+	}
+}
