@@ -102,3 +102,46 @@ type Sink[T any] interface {
 	// same result as applying it once.
 	Apply(ctx context.Context, consumer string, b Batch[T]) error
 }
+
+// Rebuilder is a Sink that can rebuild its read model from the source
+// collection. The consumer calls it when the feed no longer holds the
+// checkpoint (ErrHistoryLost): skipping ahead would silently lose changes.
+type Rebuilder interface {
+	// Rebuild recomputes the consumer's whole read model from the source,
+	// in chunks whose progress it saves, so a crash mid-way resumes rather
+	// than restarts; then it saves at as the consumer's checkpoint. at was
+	// taken before the rebuild began, so the changes made during it are
+	// delivered again afterwards and applied idempotently. fence is as in
+	// Batch.Fence.
+	Rebuild(ctx context.Context, consumer string, at Token, fence int64) error
+	// RebuildTarget returns the at of a rebuild that was interrupted (a
+	// crash mid-way), or nil. The consumer resumes towards that same
+	// position, because chunks done before the crash are only complete
+	// together with the changes the feed delivers after it.
+	RebuildTarget(ctx context.Context, consumer string) (Token, error)
+}
+
+// DeadLetterer is a Sink that can park an event it cannot apply, so one bad
+// document does not stop the stream.
+type DeadLetterer[T any] interface {
+	// DeadLetter records ev and why it failed where an operator can see it,
+	// and saves ev.Token as the consumer's checkpoint, in one transaction.
+	DeadLetter(ctx context.Context, consumer string, ev Event[T], reason string, fence int64) error
+}
+
+// Leaser keeps leases with fencing tokens in the database, so that of
+// several replicas exactly one consumes a feed at a time.
+type Leaser interface {
+	// Acquire takes the named lease for holder, or renews it if holder has
+	// it, until ttl from now; it fails (held false) while another holder's
+	// lease is unexpired. fence is the lease's fencing token, which grows
+	// every time the lease changes hands.
+	Acquire(ctx context.Context, name, holder string, ttl time.Duration) (fence int64, held bool, err error)
+	// Release gives the lease up if holder has it, so a successor need not
+	// wait for it to expire.
+	Release(ctx context.Context, name, holder string) error
+}
+
+// ErrFenced is returned by a Sink asked to apply a batch under a fence that
+// is no longer the lease's: another replica has taken over.
+var ErrFenced = errors.New("changes: lease lost to another holder")

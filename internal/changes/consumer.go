@@ -16,8 +16,16 @@ import (
 // again from the checkpoint. Because the checkpoint only ever names applied
 // batches, a crash at any instant loses nothing; because the sink's apply is
 // idempotent, the batch replayed after such a crash duplicates nothing.
+//
+// Beyond that loop it handles what long-running consumers meet:
+//   - lost history (the checkpoint was pruned): the sink, if a Rebuilder,
+//     rebuilds its read model from the source, never skipping silently;
+//   - poison events: a batch that keeps failing is applied event by event,
+//     and an event that still fails is parked with the sink's DeadLetterer;
+//   - several replicas: with a Leaser, only the lease holder consumes, and
+//     every batch carries the lease's fence.
 type Consumer[T any] struct {
-	// Name identifies the consumer's checkpoint in the sink.
+	// Name identifies the consumer's checkpoint and lease.
 	Name string
 	Feed Feed[T]
 	Sink Sink[T]
@@ -25,71 +33,160 @@ type Consumer[T any] struct {
 	// MinBackoff and MaxBackoff bound the delay between retries after an
 	// error; the delay doubles per consecutive failure.
 	MinBackoff, MaxBackoff time.Duration
+	// Attempts is how often a failing batch or event is tried before it is
+	// split up or parked; zero means 3.
+	Attempts int
+	// Lease, when set, makes replicas take turns: only the holder of the
+	// lease named Name consumes. Holder names this replica.
+	Lease    Leaser
+	Holder   string
+	LeaseTTL time.Duration // zero means 5s; renewed every third of it
 
-	running atomic.Bool
-	applied atomic.Int64
-	lastAt  atomic.Int64 // unix ms of the last applied event's commit time
+	running     atomic.Bool
+	leader      atomic.Bool
+	caughtUp    atomic.Bool
+	applied     atomic.Int64
+	retries     atomic.Int64
+	deadLetters atomic.Int64
+	resyncs     atomic.Int64
+	lastAt      atomic.Int64 // unix ms of the last applied event's commit time
+}
+
+// Stats is a snapshot of a consumer's counters, for metrics.
+type Stats struct {
+	Running, Leader                        bool
+	Applied, Retries, DeadLetters, Resyncs int64
+	// Lag is now minus the commit time of the last applied event, or zero
+	// when the consumer has drained its feed.
+	Lag time.Duration
+}
+
+// Stats returns the consumer's counters now.
+func (c *Consumer[T]) Stats() Stats {
+	s := Stats{
+		Running: c.running.Load(), Leader: c.leader.Load(),
+		Applied: c.applied.Load(), Retries: c.retries.Load(),
+		DeadLetters: c.deadLetters.Load(), Resyncs: c.resyncs.Load(),
+	}
+	if ms := c.lastAt.Load(); ms != 0 && !c.caughtUp.Load() {
+		s.Lag = max(0, time.Since(time.UnixMilli(ms)))
+	}
+	return s
 }
 
 // Running reports whether the consumer has an open stream and is applying
-// it; readiness probes use it.
+// it, or is a healthy standby waiting for the lease; readiness probes use it.
 func (c *Consumer[T]) Running() bool { return c.running.Load() }
-
-// Applied returns how many events the consumer has applied since start.
-func (c *Consumer[T]) Applied() int64 { return c.applied.Load() }
-
-// LastEventTime returns the commit time of the last applied event (zero if
-// none yet), from which lag is measured.
-func (c *Consumer[T]) LastEventTime() time.Time {
-	ms := c.lastAt.Load()
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms)
-}
 
 // Run consumes until ctx ends, then returns nil. Errors are logged and
 // retried with backoff; they never end the loop, because a consumer that
 // gives up silently is worse than one that keeps trying loudly.
 func (c *Consumer[T]) Run(ctx context.Context) error {
-	log := c.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("consumer", c.Name)
-	minB, maxB := c.MinBackoff, c.MaxBackoff
-	if minB <= 0 {
-		minB = 50 * time.Millisecond
+	c.Log = c.Log.With("consumer", c.Name)
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 50 * time.Millisecond
 	}
-	if maxB < minB {
-		maxB = 5 * time.Second
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = 5 * time.Second
 	}
-	backoff := minB
+	if c.Attempts <= 0 {
+		c.Attempts = 3
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 5 * time.Second
+	}
+	backoff := c.MinBackoff
 	for ctx.Err() == nil {
-		err := c.session(ctx, log)
+		err := c.lead(ctx)
 		c.running.Store(false)
 		if ctx.Err() != nil {
 			break
 		}
-		log.Error("change consumer failed; retrying", "err", err, "backoff", backoff)
+		if errors.Is(err, errProgress) {
+			backoff = c.MinBackoff
+		}
+		c.Log.Error("change consumer failed; retrying", "err", err, "backoff", backoff)
 		if !sleep(ctx, backoff) {
 			break
 		}
-		backoff = min(backoff*2, maxB)
-		if errors.Is(err, errHealthy) {
-			backoff = minB
-		}
+		backoff = min(backoff*2, c.MaxBackoff)
 	}
-	log.Info("change consumer stopped")
+	c.Log.Info("change consumer stopped")
 	return nil
 }
 
-// errHealthy marks a session that applied at least one batch before failing,
-// so the next retry starts again from the shortest backoff.
-var errHealthy = errors.New("after progress")
+// errProgress marks a session that applied at least one batch before it
+// failed, so the next retry starts again from the shortest backoff.
+var errProgress = errors.New("after progress")
 
-// session opens the feed at the checkpoint and applies batches until an error.
-func (c *Consumer[T]) session(ctx context.Context, log *slog.Logger) error {
+// lead runs one session, first taking the lease if there is one, and keeps
+// renewing the lease while the session runs; losing it ends the session.
+func (c *Consumer[T]) lead(ctx context.Context) error {
+	if c.Lease == nil {
+		return c.session(ctx, 0)
+	}
+	c.running.Store(true) // a standby is healthy
+	var fence int64
+	for {
+		f, held, err := c.Lease.Acquire(ctx, c.Name, c.Holder, c.LeaseTTL)
+		if err != nil {
+			return fmt.Errorf("acquire lease: %w", err)
+		}
+		if held {
+			fence = f
+			break
+		}
+		if !sleep(ctx, c.LeaseTTL/5) {
+			return nil
+		}
+	}
+	c.leader.Store(true)
+	c.Log.Info("took the lease; consuming", "holder", c.Holder, "fence", fence)
+	defer func() {
+		c.leader.Store(false)
+		// Hand over at once rather than make the successor wait the TTL.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if err := c.Lease.Release(rctx, c.Name, c.Holder); err != nil {
+			c.Log.Warn("release lease", "err", err)
+		}
+	}()
+
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTicker(c.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+			f, held, err := c.Lease.Acquire(sctx, c.Name, c.Holder, c.LeaseTTL)
+			switch {
+			case err != nil && sctx.Err() == nil:
+				cancel(fmt.Errorf("renew lease: %w", err))
+				return
+			case err == nil && (!held || f != fence):
+				cancel(ErrFenced)
+				return
+			}
+		}
+	}()
+	err := c.session(sctx, fence)
+	if cause := context.Cause(sctx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+// session opens the feed at the checkpoint and applies batches until an
+// error or until ctx ends.
+func (c *Consumer[T]) session(ctx context.Context, fence int64) error {
 	tok, err := c.Sink.Checkpoint(ctx, c.Name)
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
@@ -98,16 +195,17 @@ func (c *Consumer[T]) session(ctx context.Context, log *slog.Logger) error {
 		// A first start: record where we begin before reading, so a restart
 		// resumes here rather than at a later "now" and misses what came in
 		// between.
-		head, err := c.Feed.Head(ctx)
-		if err != nil {
+		if tok, err = c.Feed.Head(ctx); err != nil {
 			return fmt.Errorf("read feed head: %w", err)
 		}
-		if err := c.Sink.Apply(ctx, c.Name, Batch[T]{Token: head}); err != nil {
+		if err := c.Sink.Apply(ctx, c.Name, Batch[T]{Token: tok, Fence: fence}); err != nil {
 			return fmt.Errorf("save first checkpoint: %w", err)
 		}
-		tok = head
 	}
 	stream, err := c.Feed.Open(ctx, tok)
+	if errors.Is(err, ErrHistoryLost) {
+		stream, tok, err = c.resync(ctx, tok, fence)
+	}
 	if err != nil {
 		return fmt.Errorf("open feed: %w", err)
 	}
@@ -115,7 +213,7 @@ func (c *Consumer[T]) session(ctx context.Context, log *slog.Logger) error {
 		// The stream is closed on the way out even when ctx has ended.
 		_ = stream.Close(context.WithoutCancel(ctx))
 	}()
-	log.Info("change consumer started", "from", string(printable(tok)))
+	c.Log.Info("change consumer started", "from", string(printable(tok)))
 	c.running.Store(true)
 	progressed := false
 	for {
@@ -125,19 +223,21 @@ func (c *Consumer[T]) session(ctx context.Context, log *slog.Logger) error {
 				return nil
 			}
 			if progressed {
-				err = fmt.Errorf("%w: %w", errHealthy, err)
+				err = fmt.Errorf("%w: %w", errProgress, err)
 			}
 			return fmt.Errorf("read feed: %w", err)
 		}
+		c.caughtUp.Store(len(b.Events) == 0)
 		if len(b.Events) == 0 && (b.Token == nil || bytes.Equal(b.Token, tok)) {
 			continue
 		}
+		b.Fence = fence
 		// The batch is applied even if ctx ends meanwhile: the apply is one
 		// short transaction, and finishing it is what "stop after saving the
 		// checkpoint" means.
-		if err := c.Sink.Apply(context.WithoutCancel(ctx), c.Name, b); err != nil {
+		if err := c.apply(context.WithoutCancel(ctx), b); err != nil {
 			if progressed {
-				err = fmt.Errorf("%w: %w", errHealthy, err)
+				err = fmt.Errorf("%w: %w", errProgress, err)
 			}
 			return fmt.Errorf("apply batch of %d events: %w", len(b.Events), err)
 		}
@@ -148,6 +248,119 @@ func (c *Consumer[T]) session(ctx context.Context, log *slog.Logger) error {
 			c.lastAt.Store(b.Events[n-1].At.UnixMilli())
 		}
 	}
+}
+
+// resync handles lost history: it opens a stream at the feed's head first,
+// so nothing written during the rebuild is missed, then has the sink rebuild
+// its read model from the source up to that point, and returns the stream to
+// continue with.
+func (c *Consumer[T]) resync(ctx context.Context, lost Token, fence int64) (Stream[T], Token, error) {
+	rb, ok := c.Sink.(Rebuilder)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w, and the sink cannot rebuild", ErrHistoryLost)
+	}
+	c.Log.Warn("change history lost; rebuilding the read model from the source", "checkpoint", string(printable(lost)))
+	// Resume an interrupted rebuild towards its own target while the feed
+	// still holds it; otherwise start one towards the head. Either way the
+	// stream is opened before the rebuild reads anything, so no change made
+	// during the rebuild is missed.
+	var stream Stream[T]
+	head, err := rb.RebuildTarget(ctx, c.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read rebuild target: %w", err)
+	}
+	if head != nil {
+		if stream, err = c.Feed.Open(ctx, head); errors.Is(err, ErrHistoryLost) {
+			c.Log.Warn("the interrupted rebuild's target is lost too; starting over")
+			head, stream = nil, nil
+		} else if err != nil {
+			return nil, nil, fmt.Errorf("open feed at rebuild target: %w", err)
+		}
+	}
+	if head == nil {
+		if head, err = c.Feed.Head(ctx); err != nil {
+			return nil, nil, fmt.Errorf("read feed head: %w", err)
+		}
+		if stream, err = c.Feed.Open(ctx, head); err != nil {
+			return nil, nil, fmt.Errorf("open feed at head: %w", err)
+		}
+	}
+	begin := time.Now()
+	if err := rb.Rebuild(ctx, c.Name, head, fence); err != nil {
+		_ = stream.Close(context.WithoutCancel(ctx))
+		return nil, nil, fmt.Errorf("rebuild: %w", err)
+	}
+	c.resyncs.Add(1)
+	c.Log.Warn("read model rebuilt", "took", time.Since(begin), "from", string(printable(head)))
+	return stream, head, nil
+}
+
+// apply applies a batch, retrying with backoff. A batch that keeps failing
+// is applied event by event, and an event that still fails is parked as a
+// dead letter (if the sink can park it), so the stream keeps moving.
+func (c *Consumer[T]) apply(ctx context.Context, b Batch[T]) error {
+	err := c.attempt(ctx, b)
+	if err == nil || errors.Is(err, ErrFenced) {
+		return err
+	}
+	dl, ok := c.Sink.(DeadLetterer[T])
+	if !ok {
+		return err
+	}
+	c.Log.Warn("batch keeps failing; isolating the bad event", "events", len(b.Events), "err", err)
+	for _, ev := range b.Events {
+		single := Batch[T]{Events: []Event[T]{ev}, Token: ev.Token, Fence: b.Fence}
+		if single.Token == nil {
+			return fmt.Errorf("event %s has no token to isolate it by: %w", ev.Key, err)
+		}
+		evErr := c.attempt(ctx, single)
+		if evErr == nil {
+			continue
+		}
+		if errors.Is(evErr, ErrFenced) {
+			return evErr
+		}
+		if err := dl.DeadLetter(ctx, c.Name, ev, evErr.Error(), b.Fence); err != nil {
+			return fmt.Errorf("park event %s: %w", ev.Key, err)
+		}
+		c.deadLetters.Add(1)
+		c.Log.Error("event parked as a dead letter", "op", ev.Op, "key", ev.Key, "reason", evErr)
+	}
+	// Save the post-batch position, which may lie past the last event.
+	return c.attempt(ctx, Batch[T]{Token: b.Token, Fence: b.Fence})
+}
+
+// attempt tries a batch up to Attempts times with backoff. An event that
+// could not be decoded fails the batch without reaching the sink.
+func (c *Consumer[T]) attempt(ctx context.Context, b Batch[T]) error {
+	var err error
+	backoff := c.MinBackoff
+	for i := range c.Attempts {
+		if i > 0 {
+			c.retries.Add(1)
+			if !sleep(ctx, backoff) {
+				return ctx.Err()
+			}
+			backoff = min(backoff*2, c.MaxBackoff)
+		}
+		if err = undecodable(b); err == nil {
+			err = c.Sink.Apply(ctx, c.Name, b)
+		}
+		if err == nil || errors.Is(err, ErrFenced) {
+			return err
+		}
+	}
+	return err
+}
+
+// undecodable returns the error of the batch's first undecodable event.
+func undecodable[T any](b Batch[T]) error {
+	for _, ev := range b.Events {
+		if ev.Err != nil {
+			return fmt.Errorf("event %s cannot be decoded: %w", ev.Key, ev.Err)
+		}
+	}
+	return nil
 }
 
 // printable returns a token as text for logs: the embedded store's tokens are
