@@ -193,20 +193,8 @@ func checkRetained(seq, pruned, head int64) error {
 func (db *DB) Prune(ctx context.Context, keepAfter int64) (int64, error) {
 	var n int64
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		head, err := logHead(ctx, tx)
-		if err != nil {
-			return err
-		}
-		keepAfter = min(keepAfter, head)
-		res, err := tx.ExecContext(ctx, `DELETE FROM changelog WHERE seq <= ?`, keepAfter)
-		if err != nil {
-			return fmt.Errorf("delete entries: %w", err)
-		}
-		if n, err = res.RowsAffected(); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx,
-			`UPDATE changelog_state SET pruned_through = max(pruned_through, ?) WHERE id = 1`, keepAfter)
+		var err error
+		n, keepAfter, err = pruneThrough(ctx, tx, keepAfter)
 		return err
 	})
 	if err != nil {
@@ -216,4 +204,103 @@ func (db *DB) Prune(ctx context.Context, keepAfter int64) (int64, error) {
 		db.log.Info("change log pruned", "through", keepAfter, "entries", n)
 	}
 	return n, nil
+}
+
+// pruneThrough deletes the entries at or before seq (capped at the head)
+// and moves the pruned mark there, never back. It returns how many entries
+// it deleted and the seq it pruned through.
+func pruneThrough(ctx context.Context, tx *sql.Tx, seq int64) (int64, int64, error) {
+	head, err := logHead(ctx, tx)
+	if err != nil {
+		return 0, 0, err
+	}
+	seq = min(seq, head)
+	res, err := tx.ExecContext(ctx, `DELETE FROM changelog WHERE seq <= ?`, seq)
+	if err != nil {
+		return 0, 0, fmt.Errorf("delete entries: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, 0, err
+	}
+	_, err = tx.ExecContext(ctx,
+		`UPDATE changelog_state SET pruned_through = max(pruned_through, ?) WHERE id = 1`, seq)
+	if err != nil {
+		return 0, 0, fmt.Errorf("mark pruned: %w", err)
+	}
+	return n, seq, nil
+}
+
+// pruneChunk bounds how many entries one PruneBefore transaction deletes, so
+// the first prune of a long log does not hold the write lock for long.
+const pruneChunk = 5000
+
+// qOldestLog walks the oldest entries of the log, in seq order, by its
+// primary key.
+const qOldestLog = `SELECT seq, at FROM changelog ORDER BY seq LIMIT ?`
+
+// PruneBefore deletes the change-log entries older than olderThan: the
+// retention policy the services run periodically, so the log does not grow
+// forever. It deletes a prefix of the log (entries in seq order up to the
+// first that is not old enough), never a gap, so every position after what
+// it deleted stays complete. A consumer whose checkpoint falls in the pruned
+// part gets changes.ErrHistoryLost on its next Open and rebuilds its read
+// model from the source: that is the intended trade, bounded storage for an
+// occasional rebuild of a consumer that was down longer than the retention.
+// A consumer that is running keeps its checkpoint near the head (quiet
+// batches move it there), so pruning by age never touches it.
+//
+// It works in transactions of at most pruneChunk entries and returns how
+// many entries it deleted. olderThan 0 prunes everything logged before now.
+func (db *DB) PruneBefore(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if olderThan < 0 {
+		return 0, fmt.Errorf("sqlite: prune change log: negative age %v", olderThan)
+	}
+	cutoff := ms(time.Now().Add(-olderThan))
+	var total, through int64
+	for {
+		var n int64
+		full := false
+		err := db.write(ctx, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, qOldestLog, pruneChunk)
+			if err != nil {
+				return fmt.Errorf("read oldest entries: %w", err)
+			}
+			last, seen, stopped := int64(-1), 0, false
+			for rows.Next() {
+				var seq, at int64
+				if err := rows.Scan(&seq, &at); err != nil {
+					rows.Close()
+					return fmt.Errorf("read oldest entries: %w", err)
+				}
+				seen++
+				if at >= cutoff {
+					stopped = true
+					break
+				}
+				last = seq
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("read oldest entries: %w", err)
+			}
+			full = !stopped && seen == pruneChunk
+			if last < 0 {
+				return nil
+			}
+			n, through, err = pruneThrough(ctx, tx, last)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("sqlite: prune change log: %w", err)
+		}
+		total += n
+		if !full || n == 0 {
+			break
+		}
+	}
+	if total > 0 {
+		db.log.Info("change log pruned", "through", through, "entries", total, "olderThan", olderThan)
+	}
+	return total, nil
 }

@@ -180,7 +180,7 @@ func (s *commentStore) DeleteByPost(ctx context.Context, postID string) (int, er
 	for {
 		var ids []string
 		err := s.db.write(ctx, func(tx *sql.Tx) error {
-			rows, err := tx.QueryContext(ctx, qDeleteCommentsChunk, postID, deleteChunk)
+			rows, err := tx.QueryContext(ctx, qDeleteCommentsChunk, postID, s.db.deletesPerTx)
 			if err != nil {
 				return err
 			}
@@ -207,7 +207,7 @@ func (s *commentStore) DeleteByPost(ctx context.Context, postID string) (int, er
 			return total, fmt.Errorf("sqlite: delete comments of post: %w", err)
 		}
 		total += len(ids)
-		if len(ids) < deleteChunk {
+		if len(ids) < s.db.deletesPerTx {
 			return total, nil
 		}
 	}

@@ -139,43 +139,11 @@ func (s *stream[T]) read(ctx context.Context) (changes.Batch[T], error) {
 		if err := checkRetained(s.pos, pruned, head); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, qReadLog, f.collection, s.pos, head, f.db.batch)
+		evs, last, err := f.readLog(ctx, tx, s.pos, head)
 		if err != nil {
-			return fmt.Errorf("read change log: %w", err)
+			return err
 		}
-		defer rows.Close()
-		last := head
-		for rows.Next() {
-			var (
-				seq, at int64
-				op, key string
-				doc     sql.NullString
-			)
-			if err := rows.Scan(&seq, &op, &key, &doc, &at); err != nil {
-				return fmt.Errorf("read change log: %w", err)
-			}
-			e := changes.Event[T]{Op: changes.Op(op), Key: key, At: fromMS(at), Token: encodeToken(seq)}
-			if doc.Valid {
-				// A document that does not decode (written by hand, or by
-				// a future version) is reported on its event, not as the
-				// stream's error: that would end the stream at this entry
-				// on every reopen, and the consumer could never move on.
-				if e.Doc, err = f.decode([]byte(doc.String)); err != nil {
-					var zero T
-					e.Doc, e.Err = zero, fmt.Errorf("sqlite: decode %s change %d: %w", f.collection, seq, err)
-				} else {
-					e.Found = true
-				}
-			}
-			b.Events = append(b.Events, e)
-			last = seq
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read change log: %w", err)
-		}
-		if len(b.Events) < f.db.batch {
-			last = head
-		}
+		b.Events = evs
 		s.pos = last
 		return nil
 	})
@@ -190,4 +158,79 @@ func (s *stream[T]) read(ctx context.Context) (changes.Batch[T], error) {
 func (s *stream[T]) Close(context.Context) error {
 	s.once.Do(func() { close(s.closed) })
 	return nil
+}
+
+// readLog reads the collection's entries in (after, upto], at most a batch,
+// in tx's snapshot. It returns them as events and the position they reach:
+// upto when fewer than a batch came back (every entry of the collection up
+// to it has been seen), else the last entry's seq.
+func (f *feed[T]) readLog(ctx context.Context, tx *sql.Tx, after, upto int64) ([]changes.Event[T], int64, error) {
+	rows, err := tx.QueryContext(ctx, qReadLog, f.collection, after, upto, f.db.batch)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read change log: %w", err)
+	}
+	defer rows.Close()
+	var evs []changes.Event[T]
+	last := upto
+	for rows.Next() {
+		var (
+			seq, at int64
+			op, key string
+			doc     sql.NullString
+		)
+		if err := rows.Scan(&seq, &op, &key, &doc, &at); err != nil {
+			return nil, 0, fmt.Errorf("read change log: %w", err)
+		}
+		e := changes.Event[T]{Op: changes.Op(op), Key: key, At: fromMS(at), Token: encodeToken(seq)}
+		if doc.Valid {
+			// A document that does not decode (written by hand, or by a
+			// future version) is reported on its event, not as the
+			// stream's error: that would end the stream at this entry on
+			// every reopen, and the consumer could never move on.
+			if e.Doc, err = f.decode([]byte(doc.String)); err != nil {
+				var zero T
+				e.Doc, e.Err = zero, fmt.Errorf("sqlite: decode %s change %d: %w", f.collection, seq, err)
+			} else {
+				e.Found = true
+			}
+		}
+		evs = append(evs, e)
+		last = seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read change log: %w", err)
+	}
+	if len(evs) < f.db.batch {
+		last = upto
+	}
+	return evs, last, nil
+}
+
+// readRange reads the collection's entries in (after, upto], at most a
+// batch, as readLog does, in a snapshot that also checks that none of them
+// has been pruned: a rebuild's replay must fail rather than skip.
+func (f *feed[T]) readRange(ctx context.Context, after, upto int64) ([]changes.Event[T], int64, error) {
+	var (
+		evs  []changes.Event[T]
+		last int64
+	)
+	err := f.db.read(ctx, func(tx *sql.Tx) error {
+		head, err := logHead(ctx, tx)
+		if err != nil {
+			return err
+		}
+		pruned, err := prunedThrough(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := checkRetained(after, pruned, head); err != nil {
+			return err
+		}
+		evs, last, err = f.readLog(ctx, tx, after, min(upto, head))
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: read %s changes %d..%d: %w", f.collection, after, upto, err)
+	}
+	return evs, last, nil
 }

@@ -32,6 +32,14 @@ func TestQueryPlans(t *testing.T) {
 		{"delete-copy", qDeleteCopy, []any{"a"}, ""},
 		{"count-copy", qCountCopy, []any{1, "p"}, ""},
 		{"read-log", qReadLog, []any{collComments, 1, 2, 500}, ""},
+		{"check-fence", `SELECT fence FROM leases WHERE name = ?`, []any{"n"}, ""},
+		{"sync-delete-stale", qSyncDeleteStale, []any{"a", "b"}, ""},
+		{"sync-update-changed", qSyncUpdateChanged, []any{"a", "b"}, ""},
+		{"sync-insert-missing", qSyncInsertMissing, []any{"a", "b"}, ""},
+		{"sync-counts", qSyncCounts, []any{"a", "b"}, ""},
+		{"delete-orphans-chunk", qDeleteOrphansChunk, []any{"a", 1000}, ""},
+		{"next-commented-post", qNextCommentedPost, []any{"a"}, ""},
+		{"oldest-log", qOldestLog, []any{5000}, "SCAN changelog"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rows, err := db.w.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+tc.sql, tc.args...)

@@ -14,8 +14,14 @@ import (
 // Checkpoint returns the consumer's saved position, or nil before its first
 // Apply.
 func (s *postStore) Checkpoint(ctx context.Context, consumer string) (changes.Token, error) {
+	return s.db.checkpoint(ctx, consumer)
+}
+
+// checkpoint reads a consumer's saved position (nil for none); both sinks
+// keep theirs in the checkpoints table.
+func (db *DB) checkpoint(ctx context.Context, consumer string) (changes.Token, error) {
 	var tok []byte
-	err := s.db.r.QueryRowContext(ctx,
+	err := db.r.QueryRowContext(ctx,
 		`SELECT token FROM checkpoints WHERE consumer = ?`, consumer).Scan(&tok)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -26,11 +32,39 @@ func (s *postStore) Checkpoint(ctx context.Context, consumer string) (changes.To
 	return tok, nil
 }
 
+// saveCheckpoint records a consumer's position in tx, the transaction of
+// the changes it covers.
+func saveCheckpoint(ctx context.Context, tx *sql.Tx, consumer string, tok changes.Token) error {
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO checkpoints (consumer, token, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (consumer) DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at`,
+		consumer, []byte(tok), ms(time.Now()))
+	if err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	return nil
+}
+
+// undecodable returns an error naming the batch's first event that carries
+// no usable document because it could not be decoded.
+func undecodable[T any](evs []changes.Event[T]) error {
+	for _, e := range evs {
+		if e.Err != nil {
+			return fmt.Errorf("%s %s cannot be decoded: %w", e.Op, e.Key, e.Err)
+		}
+	}
+	return nil
+}
+
 // Apply folds a batch of comment events into the posts' read model and saves
 // the consumer's checkpoint, all in one transaction: a crash leaves either
-// the whole batch applied and checkpointed or none of it. Events with Err
-// set carry no document and change nothing. b.Fence is not checked: this
-// store keeps no leases (yet), so any fence is accepted.
+// the whole batch applied and checkpointed or none of it.
+//
+// The transaction first checks the fence (see checkFence), so a replica that
+// lost its lease writes nothing. A batch with an undecodable event (Err set)
+// is refused whole: applying the rest and checkpointing past it would lose
+// the event silently. The consumer never sends one (it isolates and parks
+// such events with DeadLetter); this is defence in depth.
 //
 // Each event is idempotent on its own: a copy is inserted only if absent
 // (and only then counted), updated only if different, and deleted (and
@@ -43,33 +77,47 @@ func (s *postStore) Apply(ctx context.Context, consumer string, b changes.Batch[
 		// everything in between: refuse, loudly.
 		return fmt.Errorf("sqlite: apply for %q: batch has no token", consumer)
 	}
+	if err := undecodable(b.Events); err != nil {
+		return fmt.Errorf("sqlite: apply %d comment events for %q: %w", len(b.Events), consumer, err)
+	}
 	err := s.db.write(ctx, func(tx *sql.Tx) error {
-		a := applier{ctx: ctx, tx: tx}
-		for _, e := range b.Events {
-			if err := a.apply(e); err != nil {
-				return fmt.Errorf("%s comment %s: %w", e.Op, e.Key, err)
-			}
+		if err := checkFence(ctx, tx, consumer, b.Fence); err != nil {
+			return err
 		}
-		for _, id := range a.touched {
-			p, err := s.db.loadPost(ctx, tx, id)
-			if err != nil {
-				return fmt.Errorf("reload post %s: %w", id, err)
-			}
-			if err := appendChange(ctx, tx, collPosts, changes.Update, id, toPostDoc(p)); err != nil {
-				return err
-			}
+		if err := s.db.applyComments(ctx, tx, b.Events); err != nil {
+			return err
 		}
-		_, err := tx.ExecContext(ctx, `
-			INSERT INTO checkpoints (consumer, token, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (consumer) DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at`,
-			consumer, []byte(b.Token), ms(time.Now()))
-		if err != nil {
-			return fmt.Errorf("save checkpoint: %w", err)
-		}
-		return nil
+		return saveCheckpoint(ctx, tx, consumer, b.Token)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: apply %d comment events for %q: %w", len(b.Events), consumer, err)
+	}
+	return nil
+}
+
+// applyComments applies comment events in tx and logs each post they
+// changed, once, on the posts feed.
+func (db *DB) applyComments(ctx context.Context, tx *sql.Tx, evs []changes.Event[comment.Comment]) error {
+	a := applier{ctx: ctx, tx: tx}
+	for _, e := range evs {
+		if err := a.apply(e); err != nil {
+			return fmt.Errorf("%s comment %s: %w", e.Op, e.Key, err)
+		}
+	}
+	return db.logPosts(ctx, tx, a.touched)
+}
+
+// logPosts appends each post's current state to the posts feed, as an
+// update: the read model changed it.
+func (db *DB) logPosts(ctx context.Context, tx *sql.Tx, ids []string) error {
+	for _, id := range ids {
+		p, err := db.loadPost(ctx, tx, id)
+		if err != nil {
+			return fmt.Errorf("reload post %s: %w", id, err)
+		}
+		if err := appendChange(ctx, tx, collPosts, changes.Update, id, toPostDoc(p)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -109,8 +157,8 @@ func (a *applier) touch(postID string) {
 func (a *applier) apply(e changes.Event[comment.Comment]) error {
 	if e.Err != nil {
 		// No document to apply; the consumer retries and parks such
-		// events. A delete never has one, so nothing is lost here.
-		return nil
+		// events. Skipping it here would lose it silently.
+		return fmt.Errorf("cannot be decoded: %w", e.Err)
 	}
 	switch e.Op {
 	case changes.Insert:

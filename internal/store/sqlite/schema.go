@@ -87,6 +87,49 @@ CREATE TABLE checkpoints (
 	updated_at INTEGER NOT NULL
 );
 `,
+
+	// 2: what reliable sync needs (issue 3): leases with fencing tokens, so
+	// replicas take turns at a consumer; parked dead letters; and the
+	// progress of resumable rebuilds after lost history.
+	`
+-- leases: one row per lease, named after the consumer it guards. fence grows
+-- by one every time the lease changes hands; a sink refuses a batch whose
+-- fence is not the current one. expires_at is unix ms (0 once released).
+CREATE TABLE leases (
+	name       TEXT PRIMARY KEY,
+	holder     TEXT NOT NULL,
+	fence      INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL
+);
+
+-- dead_letters: events a consumer could not apply, parked with the reason
+-- for an operator, in the transaction that moved its checkpoint past them.
+-- doc is the change's document as logged (raw JSON), NULL when it had none;
+-- token is the event's position, which makes parking it twice a no-op.
+CREATE TABLE dead_letters (
+	id       INTEGER PRIMARY KEY,
+	consumer TEXT NOT NULL,
+	op       TEXT NOT NULL,
+	doc_id   TEXT NOT NULL,
+	doc      TEXT,
+	reason   TEXT NOT NULL,
+	token    BLOB NOT NULL,
+	at       INTEGER NOT NULL  -- when it was parked, unix ms
+);
+CREATE UNIQUE INDEX dead_letters_consumer_token ON dead_letters (consumer, token);
+CREATE INDEX dead_letters_consumer_id ON dead_letters (consumer, id);
+
+-- rebuilds: the progress of a consumer's rebuild of its read model, so a
+-- crash mid-way resumes it. after is the last key (a post id) done; target
+-- is the change-log position (decimal seq) every chunk done so far was
+-- computed after, from which a resumed rebuild replays the log.
+CREATE TABLE rebuilds (
+	consumer   TEXT PRIMARY KEY,
+	target     TEXT NOT NULL,
+	after      TEXT NOT NULL,
+	started_at INTEGER NOT NULL
+);
+`,
 }
 
 // migrate brings the file's schema up to date in one write transaction, so

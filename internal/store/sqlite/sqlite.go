@@ -9,6 +9,13 @@
 // and `blog comments` run apart): SQLite serialises their writers, so the
 // log's order is the commit order across all of them, and each process's
 // streams poll the log for the others' commits.
+//
+// For reliable sync it also keeps, in the same file: leases with fencing
+// tokens (Leases), which every sink checks inside its write transaction;
+// dead letters (DeadLetters); the progress of resumable rebuilds after lost
+// history; and the comments service's cascade sink of the posts feed
+// (PostCascade). The change log is pruned by age (PruneBefore); a consumer
+// left behind the pruned part rebuilds its read model.
 package sqlite
 
 import (
@@ -87,6 +94,13 @@ type DB struct {
 	batch      int // maxBatch, smaller in tests
 	log        *slog.Logger
 
+	// Chunk sizes of the long jobs, smaller in tests: posts (or post ids)
+	// per rebuild transaction, and comments deleted per transaction.
+	rebuildPosts, deletesPerTx int
+	// afterChunk, when set (by tests), runs after each committed rebuild
+	// chunk; an error from it stops the rebuild there, as a crash would.
+	afterChunk func() error
+
 	changed *signal       // broadcast after each commit that appended to the log
 	done    chan struct{} // closed by Close, so waiting streams return
 	once    sync.Once
@@ -106,8 +120,11 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 		quiet:      opt.QuietInterval,
 		batch:      maxBatch,
 		log:        opt.Logger,
-		changed:    newSignal(),
-		done:       make(chan struct{}),
+
+		rebuildPosts: rebuildChunk,
+		deletesPerTx: deleteChunk,
+		changed:      newSignal(),
+		done:         make(chan struct{}),
 	}
 	if db.embedLimit <= 0 {
 		db.embedLimit = post.DefaultEmbedLimit

@@ -41,11 +41,39 @@ func openTest(t testing.TB, dir string, opt Options) *DB {
 
 func stores(db *DB) storetest.Stores {
 	return storetest.Stores{
-		Posts:       db.Posts(),
-		Comments:    db.Comments(),
-		CommentFeed: db.CommentFeed(),
-		PostFeed:    db.PostFeed(),
-		EmbedLimit:  db.embedLimit,
+		Posts:                  db.Posts(),
+		Comments:               db.Comments(),
+		CommentFeed:            db.CommentFeed(),
+		PostFeed:               db.PostFeed(),
+		EmbedLimit:             db.embedLimit,
+		Leases:                 db.Leases(),
+		Cascade:                db.PostCascade(),
+		InjectMalformedComment: injector(db),
+		DeadLetters:            deadLetters(db),
+	}
+}
+
+// injector and deadLetters adapt the store's test and operator helpers to
+// the contract suite's hooks.
+func injector(db *DB) func(t *testing.T, postID string) string {
+	return func(t *testing.T, postID string) string {
+		t.Helper()
+		id, err := db.InjectMalformedComment(context.Background(), postID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+}
+
+func deadLetters(db *DB) func(ctx context.Context, consumer string) ([]storetest.Parked, error) {
+	return func(ctx context.Context, consumer string) ([]storetest.Parked, error) {
+		ds, err := db.DeadLetters(ctx, consumer)
+		var out []storetest.Parked
+		for _, d := range ds {
+			out = append(out, storetest.Parked{Op: d.Op, Key: d.DocID, Reason: d.Reason})
+		}
+		return out, err
 	}
 }
 
@@ -66,11 +94,15 @@ func TestContractTwoProcesses(t *testing.T) {
 		dir := t.TempDir()
 		a, b := openTest(t, dir, testOptions), openTest(t, dir, testOptions)
 		return storetest.Stores{
-			Posts:       a.Posts(),
-			Comments:    b.Comments(),
-			CommentFeed: b.CommentFeed(),
-			PostFeed:    a.PostFeed(),
-			EmbedLimit:  testOptions.EmbedLimit,
+			Posts:                  a.Posts(),
+			Comments:               b.Comments(),
+			CommentFeed:            b.CommentFeed(),
+			PostFeed:               a.PostFeed(),
+			EmbedLimit:             testOptions.EmbedLimit,
+			Leases:                 a.Leases(),
+			Cascade:                b.PostCascade(),
+			InjectMalformedComment: injector(b),
+			DeadLetters:            deadLetters(a),
 		}
 	})
 }
@@ -612,13 +644,17 @@ func TestUndecodableChangeIsReported(t *testing.T) {
 	if evs[1].Err != nil || evs[1].Key != c.ID {
 		t.Errorf("next event %s (err %v), want %s", evs[1].Key, evs[1].Err, c.ID)
 	}
-	// Applying it is harmless: the good event in the batch still lands.
-	if err := db.Posts().Apply(ctx, "posts", changes.Batch[comment.Comment]{Events: evs, Token: evs[1].Token}); err != nil {
-		t.Fatal(err)
+	// Applying it is refused whole, rather than silently skipping it: the
+	// consumer parks it as a dead letter instead.
+	if err := db.Posts().Apply(ctx, "posts", changes.Batch[comment.Comment]{Events: evs, Token: evs[1].Token}); err == nil {
+		t.Fatal("applied a batch with an undecodable event")
 	}
 	got, err := db.Posts().Get(ctx, p.ID)
-	if err != nil || got.CommentCount != 1 {
-		t.Errorf("post after apply: count %d, %v; want 1", got.CommentCount, err)
+	if err != nil || got.CommentCount != 0 {
+		t.Errorf("post after refused apply: count %d, %v; want 0", got.CommentCount, err)
+	}
+	if tok, _ := db.Posts().Checkpoint(ctx, "posts"); tok != nil {
+		t.Errorf("refused apply saved checkpoint %q", tok)
 	}
 }
 

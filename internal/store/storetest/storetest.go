@@ -13,6 +13,11 @@
 //		})
 //	}
 //
+// Fields of Stores past EmbedLimit are optional hooks (leases, the cascade
+// sink, a malformed-document injector, a dead-letter lister); a subtest that
+// needs one the adapter leaves unset skips, so wiring them is how an adapter
+// opts into the sync suites (RunLeases, RunSync, RunCascade).
+//
 // Times in the suite are real times truncated to milliseconds in UTC, because
 // MongoDB stores milliseconds, and ids are ObjectID hex strings, because that
 // is what the services generate. Waiting is done by polling with deadlines,
@@ -46,6 +51,34 @@ type Stores struct {
 	// small one (e.g. 3) so the bounding tests stay fast; zero means
 	// post.DefaultEmbedLimit.
 	EmbedLimit int
+
+	// The fields below are optional; a subtest that needs one the adapter
+	// leaves unset skips. (What every adapter must offer is not optional:
+	// the posts store must be a changes.Rebuilder, a
+	// changes.DeadLetterer[comment.Comment] and a post.Repairer, and the
+	// suite fails where it is not.)
+
+	// Leases is the adapter's lease keeper, over the same database; the
+	// sinks must check fences against it.
+	Leases changes.Leaser
+	// Cascade is the comments service's sink of the posts feed, which
+	// deletes a deleted post's comments. It must also be a
+	// changes.Rebuilder and a changes.DeadLetterer[post.Post].
+	Cascade changes.Sink[post.Post]
+	// InjectMalformedComment writes a comment straight into the database
+	// whose document the comments feed cannot decode (so its event has Err
+	// set), meant for the post postID, and returns its _id, the event's
+	// Key. It must not make any listing of postID's comments fail.
+	InjectMalformedComment func(t *testing.T, postID string) string
+	// DeadLetters lists what a consumer has parked, oldest first.
+	DeadLetters func(ctx context.Context, consumer string) ([]Parked, error)
+}
+
+// Parked is a dead letter as the suite inspects it.
+type Parked struct {
+	Op     changes.Op
+	Key    string
+	Reason string
 }
 
 // limit returns the effective embed limit.
@@ -68,6 +101,9 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("comments", func(t *testing.T) { RunComments(t, open) })
 	t.Run("feed", func(t *testing.T) { RunFeed(t, open) })
 	t.Run("projection", func(t *testing.T) { RunProjection(t, open) })
+	t.Run("leases", func(t *testing.T) { RunLeases(t, open) })
+	t.Run("sync", func(t *testing.T) { RunSync(t, open) })
+	t.Run("cascade", func(t *testing.T) { RunCascade(t, open) })
 }
 
 // ---- fixtures ----

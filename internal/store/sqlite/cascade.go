@@ -1,0 +1,199 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"blog/internal/changes"
+	"blog/internal/post"
+)
+
+// PostCascade returns the comments service's sink of the posts feed: on a
+// post's delete event it deletes the post's comments, so that deleting a
+// post is event-driven rather than a call between the services. Each comment
+// it deletes is logged on the comments feed like any deletion (the posts
+// read model sees them as deletes of copies already gone with their post: no-ops).
+//
+// It is also a changes.Rebuilder (after lost history it deletes every
+// comment whose post no longer exists) and a changes.DeadLetterer, and like
+// the posts read model it refuses a batch under a stale fence.
+func (db *DB) PostCascade() changes.Sink[post.Post] { return &cascadeStore{db: db} }
+
+type cascadeStore struct{ db *DB }
+
+var (
+	_ changes.Rebuilder               = (*cascadeStore)(nil)
+	_ changes.DeadLetterer[post.Post] = (*cascadeStore)(nil)
+)
+
+// qDeleteOrphansChunk deletes up to a chunk of a post's comments, only if
+// the post does not exist: deleting is then right whatever event or sweep
+// asked for it, and a replay finds nothing more to delete.
+const qDeleteOrphansChunk = `DELETE FROM comments WHERE id IN (
+		SELECT id FROM comments WHERE post_id = ?1 LIMIT ?2)
+	AND NOT EXISTS (SELECT 1 FROM posts WHERE id = ?1)
+	RETURNING id`
+
+// qNextCommentedPost seeks the next post id, after ?, that has comments.
+const qNextCommentedPost = `SELECT post_id FROM comments WHERE post_id > ? ORDER BY post_id LIMIT 1`
+
+// Checkpoint returns the consumer's saved position, or nil before its first
+// Apply.
+func (s *cascadeStore) Checkpoint(ctx context.Context, consumer string) (changes.Token, error) {
+	return s.db.checkpoint(ctx, consumer)
+}
+
+// Apply deletes the comments of every post the batch deletes, in
+// transactions of at most a chunk of comments each (a post may have a
+// million), then saves the checkpoint. A crash in between leaves the
+// checkpoint before the batch, and the replay finishes the job: deleting
+// the comments of a post that does not exist is idempotent. Every
+// transaction checks the fence. Inserts and updates of posts need nothing.
+func (s *cascadeStore) Apply(ctx context.Context, consumer string, b changes.Batch[post.Post]) error {
+	if len(b.Token) == 0 {
+		return fmt.Errorf("sqlite: apply for %q: batch has no token", consumer)
+	}
+	if err := undecodable(b.Events); err != nil {
+		return fmt.Errorf("sqlite: apply %d post events for %q: %w", len(b.Events), consumer, err)
+	}
+	for _, e := range b.Events {
+		if e.Op != changes.Delete {
+			continue
+		}
+		if _, err := s.db.deleteOrphans(ctx, consumer, b.Fence, e.Key); err != nil {
+			return fmt.Errorf("sqlite: apply %d post events for %q: delete comments of post %s: %w", len(b.Events), consumer, e.Key, err)
+		}
+	}
+	err := s.db.write(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, consumer, b.Fence); err != nil {
+			return err
+		}
+		return saveCheckpoint(ctx, tx, consumer, b.Token)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: apply %d post events for %q: %w", len(b.Events), consumer, err)
+	}
+	return nil
+}
+
+// deleteOrphans deletes the comments of a post that does not exist, a chunk
+// per transaction under the fence, and returns how many it deleted.
+func (db *DB) deleteOrphans(ctx context.Context, consumer string, fence int64, postID string) (int, error) {
+	total := 0
+	for {
+		n := 0
+		err := db.write(ctx, func(tx *sql.Tx) error {
+			if err := checkFence(ctx, tx, consumer, fence); err != nil {
+				return err
+			}
+			var err error
+			n, err = deleteOrphanChunk(ctx, tx, postID, db.deletesPerTx)
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < db.deletesPerTx {
+			return total, nil
+		}
+	}
+}
+
+// deleteOrphanChunk deletes up to limit comments of postID if that post
+// does not exist, logging each deletion, and returns how many it deleted.
+func deleteOrphanChunk(ctx context.Context, tx *sql.Tx, postID string, limit int) (int, error) {
+	rows, err := tx.QueryContext(ctx, qDeleteOrphansChunk, postID, limit)
+	if err != nil {
+		return 0, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if err := appendChange(ctx, tx, collComments, changes.Delete, id, nil); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
+}
+
+// Rebuild deletes every comment whose post no longer exists (the deletes
+// the lost history held, and any older leftovers), sweeping the comments'
+// post ids in order in resumable chunks, then saves at as the checkpoint.
+func (s *cascadeStore) Rebuild(ctx context.Context, consumer string, at changes.Token, fence int64) error {
+	return s.db.rebuild(ctx, consumer, at, fence, rebuildPlan{
+		what:   "comments of deleted posts",
+		chunk:  s.db.sweepOrphansChunk,
+		replay: s.db.replayPostDeletes,
+	})
+}
+
+// RebuildTarget returns the at of the consumer's interrupted rebuild, or nil.
+func (s *cascadeStore) RebuildTarget(ctx context.Context, consumer string) (changes.Token, error) {
+	return s.db.rebuildTarget(ctx, consumer)
+}
+
+// sweepOrphansChunk visits the post ids that have comments after after, up
+// to rebuildPosts of them, deleting the comments of those whose post does
+// not exist, at most deletesPerTx comments in all. A post whose comments do
+// not all fit is visited again by the next chunk.
+func (db *DB) sweepOrphansChunk(ctx context.Context, tx *sql.Tx, after string) (string, bool, error) {
+	budget := db.deletesPerTx
+	for range db.rebuildPosts {
+		var postID string
+		err := tx.QueryRowContext(ctx, qNextCommentedPost, after).Scan(&postID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return after, true, nil
+		}
+		if err != nil {
+			return after, false, fmt.Errorf("seek comments after post %q: %w", after, err)
+		}
+		n, err := deleteOrphanChunk(ctx, tx, postID, budget)
+		if err != nil {
+			return after, false, fmt.Errorf("delete comments of post %s: %w", postID, err)
+		}
+		if budget -= n; budget == 0 {
+			return after, false, nil
+		}
+		after = postID
+	}
+	return after, false, nil
+}
+
+// replayPostDeletes deletes again the comments of the posts whose deletes
+// are logged in (from, to].
+func (db *DB) replayPostDeletes(ctx context.Context, consumer string, fence int64, from, to int64) error {
+	f := &feed[post.Post]{db: db, collection: collPosts, decode: decodePost}
+	for pos := from; pos < to; {
+		evs, next, err := f.readRange(ctx, pos, to)
+		if err != nil {
+			return err
+		}
+		if next <= pos {
+			return fmt.Errorf("change log ends at %d, before %d", next, to)
+		}
+		for _, e := range evs {
+			if e.Op != changes.Delete {
+				continue
+			}
+			if _, err := db.deleteOrphans(ctx, consumer, fence, e.Key); err != nil {
+				return fmt.Errorf("delete comments of post %s: %w", e.Key, err)
+			}
+		}
+		pos = next
+	}
+	return nil
+}

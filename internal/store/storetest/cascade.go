@@ -1,0 +1,189 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+
+	"blog/internal/changes"
+	"blog/internal/comment"
+	"blog/internal/post"
+)
+
+// cascadeConsumer is the checkpoint name the cascade tests apply under.
+const cascadeConsumer = "storetest-cascade"
+
+// RunCascade checks the comments service's sink of the posts feed
+// (Stores.Cascade): a post's delete event deletes its comments, each
+// deletion on the comments feed, idempotently; it rebuilds after lost
+// history by deleting the comments of posts that no longer exist; it parks
+// what it cannot apply; and it refuses a stale fence.
+func RunCascade(t *testing.T, open func(t *testing.T) Stores) {
+	t.Run("cascade-deletes-comments-of-deleted-post", func(t *testing.T) {
+		s := open(t)
+		sink := needCascade(t, s)
+		hp := head(t, s.PostFeed)
+		p1 := createPost(t, s, "p1", base())
+		p2 := createPost(t, s, "p2", base())
+		doomed := createComments(t, s, p1.ID, 3)
+		kept := createComment(t, s, p2.ID, "kept", base())
+		b := deleteBatch(t, s, hp, p1.ID)
+		commentStream := openStream(t, s.CommentFeed, head(t, s.CommentFeed))
+
+		for i := range 2 { // the replay deletes nothing more and fails nothing
+			if err := sink.Apply(ctxFor(t), cascadeConsumer, b); err != nil {
+				t.Fatalf("apply %d: %v", i+1, err)
+			}
+			checkCommentsGone(t, s, p1.ID, doomed)
+			checkComments(t, s, p2.ID, kept)
+			checkSinkCheckpoint(t, sink, cascadeConsumer, b.Token)
+		}
+		// Each deletion is an event, as if the comments service deleted it.
+		evs, _ := collect(t, commentStream, len(doomed))
+		got := eventKeys(evs)
+		var want []string
+		for _, c := range doomed {
+			want = append(want, "delete:"+c.ID)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		sameIDs(t, "comment events of the cascade", got, want)
+	})
+
+	t.Run("cascade-stale-fence-refused", func(t *testing.T) {
+		s := open(t)
+		sink := needCascade(t, s)
+		l := needLeases(t, s)
+		stale, current := handOver(t, l, cascadeConsumer)
+		hp := head(t, s.PostFeed)
+		p := createPost(t, s, "p", base())
+		cs := createComments(t, s, p.ID, 2)
+		b := deleteBatch(t, s, hp, p.ID)
+		b.Fence = stale
+		err := sink.Apply(ctxFor(t), cascadeConsumer, b)
+		wantErr(t, "cascade under a stale fence", err, changes.ErrFenced)
+		checkComments(t, s, p.ID, cs...)
+		checkSinkCheckpoint(t, sink, cascadeConsumer, nil)
+
+		b.Fence = current
+		if err := sink.Apply(ctxFor(t), cascadeConsumer, b); err != nil {
+			t.Fatalf("apply under the current fence: %v", err)
+		}
+		checkCommentsGone(t, s, p.ID, cs)
+	})
+
+	t.Run("cascade-rebuild-deletes-orphans", func(t *testing.T) {
+		s := open(t)
+		sink := needCascade(t, s)
+		rb := rebuilder(t, sink)
+		p1 := createPost(t, s, "p1", base())
+		p2 := createPost(t, s, "p2", base())
+		p3 := createPost(t, s, "p3", base())
+		orphans := createComments(t, s, p1.ID, 3)
+		orphans3 := createComments(t, s, p3.ID, 1)
+		kept := createComments(t, s, p2.ID, 2)
+		// Deleted while no cascade ran: their delete events are lost.
+		for _, id := range []string{p1.ID, p3.ID} {
+			if err := s.Posts.Delete(ctxFor(t), id); err != nil {
+				t.Fatalf("delete post: %v", err)
+			}
+		}
+		at := head(t, s.PostFeed)
+		for i := range 2 {
+			if err := rb.Rebuild(ctxFor(t), cascadeConsumer, at, 0); err != nil {
+				t.Fatalf("rebuild %d: %v", i+1, err)
+			}
+			checkCommentsGone(t, s, p1.ID, orphans)
+			checkCommentsGone(t, s, p3.ID, orphans3)
+			checkComments(t, s, p2.ID, kept...)
+			checkSinkCheckpoint(t, sink, cascadeConsumer, at)
+			checkRebuildTarget(t, rb, cascadeConsumer, nil)
+		}
+	})
+
+	t.Run("cascade-stale-fence-rebuild-refused", func(t *testing.T) {
+		s := open(t)
+		sink := needCascade(t, s)
+		l := needLeases(t, s)
+		rb := rebuilder(t, sink)
+		stale, _ := handOver(t, l, cascadeConsumer)
+		p := createPost(t, s, "p", base())
+		cs := createComments(t, s, p.ID, 2)
+		if err := s.Posts.Delete(ctxFor(t), p.ID); err != nil {
+			t.Fatalf("delete post: %v", err)
+		}
+		err := rb.Rebuild(ctxFor(t), cascadeConsumer, head(t, s.PostFeed), stale)
+		wantErr(t, "cascade rebuild under a stale fence", err, changes.ErrFenced)
+		checkComments(t, s, p.ID, cs...)
+		checkSinkCheckpoint(t, sink, cascadeConsumer, nil)
+	})
+
+	t.Run("cascade-dead-letter-parks-and-advances", func(t *testing.T) {
+		s := open(t)
+		sink := needCascade(t, s)
+		dl := deadLetterer[post.Post](t, sink)
+		hp := head(t, s.PostFeed)
+		p := createPost(t, s, "p", base())
+		cs := createComments(t, s, p.ID, 1)
+		b := deleteBatch(t, s, hp, p.ID)
+		ev := b.Events[len(b.Events)-1]
+		if err := dl.DeadLetter(ctxFor(t), cascadeConsumer, ev, "test: cannot apply", 0); err != nil {
+			t.Fatalf("park: %v", err)
+		}
+		checkSinkCheckpoint(t, sink, cascadeConsumer, ev.Token)
+		checkComments(t, s, p.ID, cs...) // parked, not applied
+		checkParked(t, s, cascadeConsumer, Parked{Op: changes.Delete, Key: p.ID, Reason: "test: cannot apply"})
+	})
+}
+
+func needCascade(t *testing.T, s Stores) changes.Sink[post.Post] {
+	t.Helper()
+	if s.Cascade == nil {
+		t.Skip("the adapter provides no Stores.Cascade")
+	}
+	return s.Cascade
+}
+
+// deleteBatch deletes post postID and returns the posts feed's events after
+// tok up to and including its delete, as one batch.
+func deleteBatch(t *testing.T, s Stores, tok changes.Token, postID string) changes.Batch[post.Post] {
+	t.Helper()
+	st := openStream(t, s.PostFeed, tok)
+	if err := s.Posts.Delete(ctxFor(t), postID); err != nil {
+		t.Fatalf("delete post: %v", err)
+	}
+	evs := collectUntil(t, st, "the post's delete event", func(e changes.Event[post.Post]) bool {
+		return e.Op == changes.Delete && e.Key == postID
+	})
+	return changes.Batch[post.Post]{Events: evs, Token: evs[len(evs)-1].Token}
+}
+
+// checkComments fails unless the post's stored comments are exactly want.
+func checkComments(t *testing.T, s Stores, postID string, want ...comment.Comment) {
+	t.Helper()
+	got := commentIDs(allComments(t, s, postID))
+	w := commentIDs(want)
+	slices.Sort(got)
+	slices.Sort(w)
+	sameIDs(t, "comments of post "+postID, got, w)
+}
+
+// checkCommentsGone fails unless none of cs is stored any more.
+func checkCommentsGone(t *testing.T, s Stores, postID string, cs []comment.Comment) {
+	t.Helper()
+	checkComments(t, s, postID)
+	for _, c := range cs {
+		_, err := s.Comments.Get(ctxFor(t), c.ID)
+		wantErr(t, "get a deleted post's comment", err, comment.ErrNotFound)
+	}
+}
+
+func checkSinkCheckpoint[T any](t *testing.T, sink changes.Sink[T], name string, want changes.Token) {
+	t.Helper()
+	got, err := sink.Checkpoint(ctxFor(t), name)
+	if err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("checkpoint of %s %q, want %q", name, got, want)
+	}
+}
