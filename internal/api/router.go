@@ -17,9 +17,17 @@ import (
 // route matches get a problem response (404, or 405 with Allow) instead of
 // the mux's plain text, and every request is logged with its route pattern.
 type Router struct {
-	mux    *http.ServeMux
-	log    *slog.Logger
-	routes []string
+	mux     *http.ServeMux
+	log     *slog.Logger
+	routes  []string
+	observe func(route, method string, code int, took time.Duration)
+}
+
+// Observe sets a function called after every request with its route
+// pattern ("" when none matched), method, status and duration: the hook
+// metrics use.
+func (rt *Router) Observe(fn func(route, method string, code int, took time.Duration)) {
+	rt.observe = fn
 }
 
 // NewRouter returns an empty router that logs to log.
@@ -52,8 +60,12 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				WriteProblem(sw, r, NewProblem(http.StatusInternalServerError, "The server could not complete the request; it has been logged."))
 			}
 		}
+		took := time.Since(start)
+		if rt.observe != nil {
+			rt.observe(r.Pattern, r.Method, sw.status, took)
+		}
 		rt.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", r.Pattern,
-			"status", sw.status, "took", time.Since(start))
+			"status", sw.status, "took", took)
 	}()
 	if h, pattern := rt.mux.Handler(r); pattern == "" {
 		// Let the mux decide between 404 and 405 (and compute Allow), then

@@ -97,3 +97,10 @@ type Store interface {
 
 	changes.Sink[comment.Comment]
 }
+
+// Repairer is a Store that can recompute one post's embedded comments and
+// commentCount from the comments collection; `blog verify --repair` uses it
+// to mend the drift it finds.
+type Repairer interface {
+	RebuildPost(ctx context.Context, postID string) error
+}

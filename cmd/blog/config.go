@@ -1,0 +1,197 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"reflect"
+	"regexp"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/joho/godotenv"
+
+	"blog/internal/post"
+)
+
+// Config is every setting of the blog, with its default, its environment
+// variable and (in newFlags) its flag. Precedence, lowest first: default,
+// .env file in the working directory, the real environment, flags.
+type Config struct {
+	MongoURI        string        `env:"MONGO_URI"`
+	Host            string        `env:"HOST" envDefault:"127.0.0.1"`
+	PostsPort       int           `env:"PORT" envDefault:"4000"`
+	CommentsPort    int           `env:"COMMENTS_PORT" envDefault:"4001"`
+	DataDir         string        `env:"BLOG_DATA_DIR" envDefault:"./data"`
+	EmbedLimit      int           `env:"BLOG_EMBED_LIMIT" envDefault:"50"`
+	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
+	ShutdownTimeout time.Duration `env:"BLOG_SHUTDOWN_TIMEOUT" envDefault:"8s"`
+	APIToken        string        `env:"BLOG_API_TOKEN"`
+	CommentRate     int           `env:"BLOG_COMMENT_RATE" envDefault:"60"`
+	Insecure        bool          `env:"BLOG_INSECURE"`
+	// ChangelogRetention is how long the embedded change log keeps entries.
+	ChangelogRetention time.Duration `env:"BLOG_CHANGELOG_RETENTION" envDefault:"168h"`
+}
+
+// newFlags binds a flag to each Config field, defaulting to the value the
+// environment gave it.
+func newFlags(name string, cfg *Config, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB URI (a replica set); empty uses the embedded store (env MONGO_URI)")
+	fs.StringVar(&cfg.Host, "host", cfg.Host, "address to listen on (env HOST)")
+	fs.IntVar(&cfg.PostsPort, "port", cfg.PostsPort, "posts service port (env PORT)")
+	fs.IntVar(&cfg.CommentsPort, "comments-port", cfg.CommentsPort, "comments service port (env COMMENTS_PORT)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "embedded store directory (env BLOG_DATA_DIR)")
+	fs.IntVar(&cfg.EmbedLimit, "embed-limit", cfg.EmbedLimit, "latest comments embedded in a post (env BLOG_EMBED_LIMIT)")
+	fs.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env LOG_LEVEL)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long shutdown may drain requests (env BLOG_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&cfg.APIToken, "api-token", cfg.APIToken, "bearer token required for writes to posts and edits/deletes of comments (env BLOG_API_TOKEN)")
+	fs.IntVar(&cfg.CommentRate, "comment-rate", cfg.CommentRate, "comments a client IP may create per minute; 0 turns the limit off (env BLOG_COMMENT_RATE)")
+	fs.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "allow a non-loopback HOST without BLOG_API_TOKEN (env BLOG_INSECURE)")
+	fs.DurationVar(&cfg.ChangelogRetention, "changelog-retention", cfg.ChangelogRetention, "how long the embedded change log keeps entries; 0 keeps them forever (env BLOG_CHANGELOG_RETENTION)")
+	return fs
+}
+
+// loadConfig builds the config from defaults, ./.env, the environment (read
+// through getenv, so tests need not touch the process's) and flags, and
+// returns it with the arguments left after the flags.
+// more, if not nil, adds a command's own flags to the set.
+func loadConfig(name string, args []string, getenv func(string) string, out io.Writer, more ...func(*flag.FlagSet)) (Config, []string, error) {
+	var cfg Config
+	vars, err := godotenv.Read(".env")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil, fmt.Errorf("read .env: %w", err)
+	}
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	params, err := env.GetFieldParams(&cfg)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("config fields: %w", err)
+	}
+	for _, p := range params {
+		if v := getenv(p.Key); v != "" {
+			vars[p.Key] = v
+		}
+	}
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
+		return cfg, nil, envProblem(err, vars)
+	}
+	fl := newFlags(name, &cfg, out)
+	for _, m := range more {
+		m(fl)
+	}
+	if err := fl.Parse(args); err != nil {
+		return cfg, nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, nil, err
+	}
+	return cfg, fl.Args(), nil
+}
+
+// envProblem rewords the env library's errors, which name Go fields, to name
+// the variables a user actually set.
+func envProblem(err error, vars map[string]string) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("config from environment: %w", err)
+	}
+	var errs []error
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+				errs = append(errs, fmt.Errorf("%s: %q is not a valid %s", f.Tag.Get("env"), vars[f.Tag.Get("env")], pe.Type))
+				continue
+			}
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) validate() error {
+	var errs []error
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"PORT", c.PostsPort}, {"COMMENTS_PORT", c.CommentsPort}} {
+		if p.v < 0 || p.v > 65535 {
+			errs = append(errs, fmt.Errorf("%s must be a port number from 0 to 65535, not %d", p.name, p.v))
+		}
+	}
+	if c.EmbedLimit < 1 || c.EmbedLimit > 1000 {
+		errs = append(errs, fmt.Errorf("BLOG_EMBED_LIMIT must be from 1 to 1000, not %d", c.EmbedLimit))
+	}
+	if c.CommentRate < 0 {
+		errs = append(errs, fmt.Errorf("BLOG_COMMENT_RATE must be 0 (off) or more, not %d", c.CommentRate))
+	}
+	if c.APIToken == "" && !c.Insecure && !isLoopback(c.Host) {
+		errs = append(errs, fmt.Errorf("HOST %q is reachable from other machines, and without BLOG_API_TOKEN anyone there could rewrite the blog: set BLOG_API_TOKEN, or BLOG_INSECURE=1 if that is what you want", c.Host))
+	}
+	if c.DataDir == "" && c.MongoURI == "" {
+		errs = append(errs, errors.New("BLOG_DATA_DIR must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// isLoopback reports whether host (a name or an IP) only listens on this
+// machine. An empty host means every interface, so it is not loopback.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// embedLimit returns the embed limit to give a store.
+func (c Config) embedLimit() int {
+	if c.EmbedLimit <= 0 {
+		return post.DefaultEmbedLimit
+	}
+	return c.EmbedLimit
+}
+
+var uriPassword = regexp.MustCompile(`(://[^:/@]*:)[^@/]*@`)
+
+// MaskURI hides the password of a URI's user info, for logs and errors.
+func MaskURI(uri string) string { return uriPassword.ReplaceAllString(uri, "${1}****@") }
+
+// mask shows whether a secret is set, never what it is.
+func mask(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "****"
+}
+
+// LogValue is how the config appears in the start-up log: every setting,
+// secrets masked.
+func (c Config) LogValue() slog.Value {
+	store := "embedded (SQLite)"
+	if c.MongoURI != "" {
+		store = "mongodb"
+	}
+	return slog.GroupValue(
+		slog.String("store", store),
+		slog.String("MONGO_URI", MaskURI(c.MongoURI)),
+		slog.String("HOST", c.Host),
+		slog.Int("PORT", c.PostsPort),
+		slog.Int("COMMENTS_PORT", c.CommentsPort),
+		slog.String("BLOG_DATA_DIR", c.DataDir),
+		slog.Int("BLOG_EMBED_LIMIT", c.EmbedLimit),
+		slog.String("LOG_LEVEL", c.LogLevel.String()),
+		slog.Duration("BLOG_SHUTDOWN_TIMEOUT", c.ShutdownTimeout),
+		slog.String("BLOG_API_TOKEN", mask(c.APIToken)),
+		slog.Int("BLOG_COMMENT_RATE", c.CommentRate),
+		slog.Bool("BLOG_INSECURE", c.Insecure),
+		slog.Duration("BLOG_CHANGELOG_RETENTION", c.ChangelogRetention),
+	)
+}

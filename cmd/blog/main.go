@@ -1,0 +1,287 @@
+// Command blog runs the blog's services: posts and comments, each an HTTP/JSON
+// API, kept in sync through a change stream of the comments collection.
+//
+//	blog [serve]   both services in one process (the default)
+//	blog posts     the posts service alone
+//	blog comments  the comments service alone
+//
+// With MONGO_URI unset it runs on an embedded SQLite store in BLOG_DATA_DIR,
+// which several processes may share; with MONGO_URI set, on MongoDB (a replica
+// set, since change streams need one).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"blog/internal/api"
+	"blog/internal/changes"
+	"blog/internal/comment"
+	"blog/internal/metrics"
+	"blog/internal/post"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "blog: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: blog [serve|posts|comments|verify] [flags]
+
+  serve     run the posts and comments services in one process (default)
+  posts     run the posts service alone (and its comment sync)
+  comments  run the comments service alone (and its post-delete cascade)
+  verify    compare every post's embedded comments with the comments store;
+            verify [flags] -repair  also rebuilds the drifted posts
+
+Flags (each also an environment variable; a .env file is read too):
+`
+
+// run is the whole program with its dependencies passed in, so tests can run
+// it in-process with their own arguments, environment and output.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd, rest := "serve", args[1:]
+	if len(rest) > 0 && rest[0] != "" && rest[0][0] != '-' {
+		cmd, rest = rest[0], rest[1:]
+	}
+	switch cmd {
+	case "serve", "posts", "comments", "verify":
+	case "help":
+		fmt.Fprint(stdout, usage)
+		newFlags("blog", &Config{}, stdout).PrintDefaults()
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	var repair bool
+	cfg, extra, err := loadConfig("blog "+cmd, rest, getenv, stderr, func(fs *flag.FlagSet) {
+		if cmd == "verify" {
+			fs.BoolVar(&repair, "repair", false, "rebuild every drifted post from the comments store")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log.Info("starting", "command", cmd, "config", cfg)
+	if len(extra) > 0 {
+		return fmt.Errorf("unexpected arguments: %q", extra)
+	}
+	if cmd == "verify" {
+		return verify(ctx, repair, cfg, log, stdout)
+	}
+	return serve(ctx, cmd, cfg, log)
+}
+
+// serve opens the store, starts the services cmd names and the posts
+// service's comment sync, and runs until ctx ends; then it drains requests,
+// stops the sync (whose checkpoint is saved with every batch) and closes the
+// store.
+func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error {
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	var servers []*http.Server
+	var workers sync.WaitGroup
+	// Consumers stop after the servers have drained, each saving its
+	// checkpoint with its last batch.
+	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSync()
+	reg := metrics.New()
+	holder := holderName()
+
+	if cmd == "serve" || cmd == "posts" {
+		plog := log.With("service", "posts")
+		commentSync := post.NewCommentSync(st.posts, st.commentFeed, plog)
+		commentSync.Lease, commentSync.Holder = st.leases, holder
+		reg.Consumer(commentSync.Name, commentSync.Stats)
+		workers.Go(func() { _ = commentSync.Run(syncCtx) })
+		// Serve only once the sync has its starting point (or is a standby
+		// replica), so no comment written through this process precedes it.
+		if !waitUntil(ctx, 5*time.Second, commentSync.Running) {
+			plog.Warn("comment sync is not running yet; serving anyway, /readyz says so")
+		}
+		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken)}
+		rt := postsRouter(h, plog, reg, map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Running)})
+		servers = append(servers, newServer(cfg.Host, cfg.PostsPort, rt, plog))
+	}
+	if cmd == "serve" || cmd == "comments" {
+		clog := log.With("service", "comments")
+		cascade := &changes.Consumer[post.Post]{
+			Name: CascadeConsumer, Feed: st.postFeed, Sink: st.cascade, Log: clog,
+			Lease: st.leases, Holder: holder,
+		}
+		reg.Consumer(cascade.Name, cascade.Stats)
+		workers.Go(func() { _ = cascade.Run(syncCtx) })
+		h := &comment.Handler{
+			Store: st.comments, Log: clog,
+			Auth:     api.RequireToken(cfg.APIToken),
+			Throttle: api.RateLimit(cfg.CommentRate),
+		}
+		rt := commentsRouter(h, clog, reg, map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Running)})
+		servers = append(servers, newServer(cfg.Host, cfg.CommentsPort, rt, clog))
+	}
+	if st.prune != nil && cfg.ChangelogRetention > 0 {
+		workers.Go(func() { prune(syncCtx, st.prune, cfg.ChangelogRetention, log) })
+	}
+
+	// Listen before serving, so a port in use fails start-up at once.
+	errc := make(chan error, len(servers))
+	for _, srv := range servers {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", srv.Addr, err)
+		}
+		log.Info("listening", "addr", ln.Addr().String())
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve %s: %w", srv.Addr, err)
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-errc:
+		log.Error("server failed; shutting down", "err", runErr)
+	}
+
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Shutdown(shutCtx); err != nil {
+				log.Error("shutdown did not drain in time", "addr", srv.Addr, "err", err)
+				_ = srv.Close()
+			}
+		})
+	}
+	wg.Wait()
+	stopSync()
+	workers.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+// CascadeConsumer is the checkpoint and lease name of the comments service's
+// consumer of the posts feed, which deletes a deleted post's comments.
+const CascadeConsumer = "comments.posts"
+
+// postsRouter assembles the posts service's routes.
+func postsRouter(h *post.Handler, log *slog.Logger, reg *metrics.Registry, probes map[string]api.Probe) *api.Router {
+	rt := api.NewRouter(log)
+	h.Register(rt)
+	rt.ServeDoc(post.OpenAPI)
+	rt.Health(probes)
+	rt.Handle("GET /metrics", reg.Handler())
+	rt.Observe(reg.Observer("posts"))
+	return rt
+}
+
+// commentsRouter assembles the comments service's routes.
+func commentsRouter(h *comment.Handler, log *slog.Logger, reg *metrics.Registry, probes map[string]api.Probe) *api.Router {
+	rt := api.NewRouter(log)
+	h.Register(rt)
+	rt.ServeDoc(comment.OpenAPI)
+	rt.Health(probes)
+	rt.Handle("GET /metrics", reg.Handler())
+	rt.Observe(reg.Observer("comments"))
+	return rt
+}
+
+// running turns a consumer's Running into a readiness probe.
+func running(ok func() bool) api.Probe {
+	return func(context.Context) error {
+		if !ok() {
+			return errors.New("consumer is not running")
+		}
+		return nil
+	}
+}
+
+// holderName names this process among replicas holding leases.
+func holderName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), bson.NewObjectID().Hex()[18:])
+}
+
+// prune trims the embedded change log to its retention every minute. A
+// consumer whose checkpoint is pruned away rebuilds its read model.
+func prune(ctx context.Context, fn func(context.Context, time.Duration) (int64, error), keep time.Duration, log *slog.Logger) {
+	for {
+		n, err := fn(ctx, keep)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("prune change log", "err", err)
+		case n > 0:
+			log.Info("pruned change log", "entries", n, "retention", keep)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Minute):
+		}
+	}
+}
+
+// newServer returns an HTTP server with timeouts set, so no slow or stalled
+// client can hold a connection or a goroutine for long.
+func newServer(host string, port int, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              net.JoinHostPort(host, strconv.Itoa(port)),
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// waitUntil polls cond until it holds, ctx ends or d passes, and reports
+// whether it held.
+func waitUntil(ctx context.Context, d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return true
+}
