@@ -22,10 +22,15 @@ import (
 // variable and (in newFlags) its flag. Precedence, lowest first: default,
 // .env file in the working directory, the real environment, flags.
 type Config struct {
-	MongoURI        string        `env:"MONGO_URI"`
-	Host            string        `env:"HOST" envDefault:"127.0.0.1"`
-	PostsPort       int           `env:"PORT" envDefault:"4000"`
-	CommentsPort    int           `env:"COMMENTS_PORT" envDefault:"4001"`
+	MongoURI     string `env:"MONGO_URI"`
+	Host         string `env:"HOST" envDefault:"127.0.0.1"`
+	PostsPort    int    `env:"PORT" envDefault:"4000"`
+	CommentsPort int    `env:"COMMENTS_PORT" envDefault:"4001"`
+	WebPort      int    `env:"WEB_PORT" envDefault:"8080"`
+	// PostsURL and CommentsURL are where the web service reaches the APIs;
+	// empty means this machine's PORT and COMMENTS_PORT.
+	PostsURL        string        `env:"POSTS_URL"`
+	CommentsURL     string        `env:"COMMENTS_URL"`
 	DataDir         string        `env:"BLOG_DATA_DIR" envDefault:"./data"`
 	EmbedLimit      int           `env:"BLOG_EMBED_LIMIT" envDefault:"50"`
 	LogLevel        slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
@@ -46,6 +51,9 @@ func newFlags(name string, cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.Host, "host", cfg.Host, "address to listen on (env HOST)")
 	fs.IntVar(&cfg.PostsPort, "port", cfg.PostsPort, "posts service port (env PORT)")
 	fs.IntVar(&cfg.CommentsPort, "comments-port", cfg.CommentsPort, "comments service port (env COMMENTS_PORT)")
+	fs.IntVar(&cfg.WebPort, "web-port", cfg.WebPort, "web front end port (env WEB_PORT)")
+	fs.StringVar(&cfg.PostsURL, "posts-url", cfg.PostsURL, "where the web front end reaches the posts API; empty: this machine's PORT (env POSTS_URL)")
+	fs.StringVar(&cfg.CommentsURL, "comments-url", cfg.CommentsURL, "where the web front end reaches the comments API; empty: this machine's COMMENTS_PORT (env COMMENTS_URL)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "embedded store directory (env BLOG_DATA_DIR)")
 	fs.IntVar(&cfg.EmbedLimit, "embed-limit", cfg.EmbedLimit, "latest comments embedded in a post (env BLOG_EMBED_LIMIT)")
 	fs.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env LOG_LEVEL)")
@@ -121,7 +129,7 @@ func (c Config) validate() error {
 	for _, p := range []struct {
 		name string
 		v    int
-	}{{"PORT", c.PostsPort}, {"COMMENTS_PORT", c.CommentsPort}} {
+	}{{"PORT", c.PostsPort}, {"COMMENTS_PORT", c.CommentsPort}, {"WEB_PORT", c.WebPort}} {
 		if p.v < 0 || p.v > 65535 {
 			errs = append(errs, fmt.Errorf("%s must be a port number from 0 to 65535, not %d", p.name, p.v))
 		}
@@ -149,6 +157,22 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// postsURL is where the web service reaches the posts API.
+func (c Config) postsURL() string {
+	if c.PostsURL != "" {
+		return c.PostsURL
+	}
+	return serviceURL(c.Host, c.PostsPort)
+}
+
+// commentsURL is where the web service reaches the comments API.
+func (c Config) commentsURL() string {
+	if c.CommentsURL != "" {
+		return c.CommentsURL
+	}
+	return serviceURL(c.Host, c.CommentsPort)
 }
 
 // embedLimit returns the embed limit to give a store.
@@ -185,6 +209,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("HOST", c.Host),
 		slog.Int("PORT", c.PostsPort),
 		slog.Int("COMMENTS_PORT", c.CommentsPort),
+		slog.Int("WEB_PORT", c.WebPort),
+		slog.String("POSTS_URL", c.postsURL()),
+		slog.String("COMMENTS_URL", c.commentsURL()),
 		slog.String("BLOG_DATA_DIR", c.DataDir),
 		slog.Int("BLOG_EMBED_LIMIT", c.EmbedLimit),
 		slog.String("LOG_LEVEL", c.LogLevel.String()),

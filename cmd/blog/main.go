@@ -46,11 +46,13 @@ func main() {
 	}
 }
 
-const usage = `usage: blog [serve|posts|comments|verify] [flags]
+const usage = `usage: blog [serve|posts|comments|web|verify] [flags]
 
-  serve     run the posts and comments services in one process (default)
+  serve     run the posts, comments and web services in one process (default)
   posts     run the posts service alone (and its comment sync)
   comments  run the comments service alone (and its post-delete cascade)
+  web       run the web front end alone; it reaches the APIs at POSTS_URL
+            and COMMENTS_URL
   verify    compare every post's embedded comments with the comments store;
             verify [flags] -repair  also rebuilds the drifted posts
 
@@ -65,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cmd, rest = rest[0], rest[1:]
 	}
 	switch cmd {
-	case "serve", "posts", "comments", "verify":
+	case "serve", "posts", "comments", "web", "verify":
 	case "help":
 		fmt.Fprint(stdout, usage)
 		newFlags("blog", &Config{}, stdout).PrintDefaults()
@@ -99,15 +101,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // stops the sync (whose checkpoint is saved with every batch) and closes the
 // store.
 func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error {
-	st, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := st.close(); err != nil {
-			log.Error("close store", "err", err)
+	// The web front end alone needs no store: it reaches data over HTTP.
+	var st *stores
+	if cmd != "web" {
+		var err error
+		if st, err = openStore(ctx, cfg, log); err != nil {
+			return err
 		}
-	}()
+		defer func() {
+			if err := st.close(); err != nil {
+				log.Error("close store", "err", err)
+			}
+		}()
+	}
 
 	var servers []*http.Server
 	var workers sync.WaitGroup
@@ -130,8 +136,18 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 			plog.Warn("comment sync is not running yet; serving anyway, /readyz says so")
 		}
 		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken)}
-		rt := postsRouter(h, plog, reg, map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Running)})
-		servers = append(servers, newServer(cfg.Host, cfg.PostsPort, rt, plog))
+		probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Running)}
+		rt := postsRouter(h, plog, reg, probes)
+		// Live updates: the hub follows the posts feed until shutdown
+		// begins, which ends every event stream so Shutdown need not wait.
+		runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, plog)
+		probes["live updates"] = eventsReady
+		eventsCtx, stopEvents := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopEvents()
+		workers.Go(func() { _ = runEvents(eventsCtx) })
+		srv := newServer(cfg.Host, cfg.PostsPort, rt, plog)
+		srv.RegisterOnShutdown(stopEvents)
+		servers = append(servers, srv)
 	}
 	if cmd == "serve" || cmd == "comments" {
 		clog := log.With("service", "comments")
@@ -144,12 +160,22 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		h := &comment.Handler{
 			Store: st.comments, Log: clog,
 			Auth:     api.RequireToken(cfg.APIToken),
-			Throttle: api.RateLimit(cfg.CommentRate),
+			Throttle: api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate)),
 		}
 		rt := commentsRouter(h, clog, reg, map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Running)})
 		servers = append(servers, newServer(cfg.Host, cfg.CommentsPort, rt, clog))
 	}
-	if st.prune != nil && cfg.ChangelogRetention > 0 {
+	if cmd == "serve" || cmd == "web" {
+		wlog := log.With("service", "web")
+		ws, err := webService(cfg.postsURL(), cfg.commentsURL(), cfg.APIToken, cfg.CommentRate, wlog)
+		if err != nil {
+			return err
+		}
+		srv := newServer(cfg.Host, cfg.WebPort, ws, wlog)
+		srv.RegisterOnShutdown(ws.Close)
+		servers = append(servers, srv)
+	}
+	if st != nil && st.prune != nil && cfg.ChangelogRetention > 0 {
 		workers.Go(func() { prune(syncCtx, st.prune, cfg.ChangelogRetention, log) })
 	}
 

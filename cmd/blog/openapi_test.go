@@ -20,7 +20,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		doc []byte
 		rt  *api.Router
 	}{
-		"posts":    {post.OpenAPI, postsRouter(&post.Handler{}, log, metrics.New(), nil)},
+		"posts":    {post.OpenAPI, postsWithEvents(log)},
 		"comments": {comment.OpenAPI, commentsRouter(&comment.Handler{}, log, metrics.New(), nil)},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -45,4 +45,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// postsWithEvents is the posts router as serve builds it, live events
+// included.
+func postsWithEvents(log *slog.Logger) *api.Router {
+	rt := postsRouter(&post.Handler{}, log, metrics.New(), nil)
+	registerPostEvents(rt, nil, nil, log)
+	return rt
 }

@@ -1,0 +1,445 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"blog/internal/api"
+	"blog/internal/comment"
+	"blog/internal/page"
+	"blog/internal/post"
+)
+
+// Page sizes of the two lists.
+const (
+	postsPerPage    = 10
+	commentsPerPage = 50
+	// maxForm bounds a form body: far above the APIs' own limits, so they
+	// decide what is too long and say so in the form.
+	maxForm = 256 << 10
+)
+
+// homePage is the data of the post list.
+type homePage struct {
+	Posts []post.Post
+	After string // this page's cursor; "" on the first page
+	Next  string // the next page's cursor; "" on the last page
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	after, ok := cursorParam(r.URL.Query().Get("after"))
+	if !ok {
+		s.fail(w, r, http.StatusBadRequest, "This page link is not valid. Start again from the home page.")
+		return
+	}
+	posts, next, err := s.api.listPosts(r.Context(), after, postsPerPage)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "home", "Posts", homePage{Posts: posts, After: after, Next: next})
+}
+
+// postPage is the data of a post with a page of its comments.
+type postPage struct {
+	Post     post.Post
+	Comments []commentView
+	Count    int
+	After    string // this page's comment cursor; "" for the first comments
+	Next     string // the next page's cursor; "" on the last page
+	// Start and End bound the comments this page shows, for the live
+	// script: after Start (nil: from the first), up to End (nil: no end,
+	// the last page takes new comments).
+	Start, End *page.Cursor
+	Form       commentForm
+	Template   commentView // an empty comment for the script's <template>
+}
+
+// commentView is a comment as its template needs it.
+type commentView struct {
+	ID, PostID, Text string
+	CreatedAt        time.Time
+	UpdatedAt        *time.Time
+	Author           bool // show moderation controls
+}
+
+// commentForm is the state of the comment form.
+type commentForm struct {
+	Text, Error string
+}
+
+func (s *Server) post(w http.ResponseWriter, r *http.Request) {
+	id, after, ok := s.postParams(w, r, r.URL.Query().Get("after"))
+	if ok {
+		s.renderPost(w, r, http.StatusOK, id, after, commentForm{})
+	}
+}
+
+// postParams validates a post page's id and comment cursor, answering the
+// request itself when they are not valid.
+func (s *Server) postParams(w http.ResponseWriter, r *http.Request, rawAfter string) (id, after string, ok bool) {
+	id = r.PathValue("id")
+	if !api.ValidID(id) {
+		s.fail(w, r, http.StatusNotFound, "There is no post at this address.")
+		return "", "", false
+	}
+	if after, ok = cursorParam(rawAfter); !ok {
+		s.fail(w, r, http.StatusBadRequest, "This page link is not valid.")
+	}
+	return id, after, ok
+}
+
+// renderPost fetches a post and a page of its comments, from the two
+// services at once, and renders them with the comment form in state form.
+func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id, after string, form commentForm) {
+	var (
+		wg       sync.WaitGroup
+		p        post.Post
+		postErr  error
+		comments []comment.Comment
+		next     string
+		listErr  error
+	)
+	wg.Go(func() { p, postErr = s.api.getPost(r.Context(), id) })
+	wg.Go(func() { comments, next, listErr = s.api.listComments(r.Context(), id, after, commentsPerPage) })
+	wg.Wait()
+	switch {
+	case postErr != nil && status(postErr) == http.StatusNotFound:
+		s.fail(w, r, http.StatusNotFound, "There is no post at this address. It may have been deleted.")
+		return
+	case postErr != nil:
+		s.unavailable(w, r, postErr)
+		return
+	case listErr != nil:
+		s.unavailable(w, r, listErr)
+		return
+	}
+	author := s.author(r)
+	pg := postPage{
+		Post: p, Count: p.CommentCount, After: after, Next: next, Form: form,
+		Template: commentView{PostID: id, Author: author},
+	}
+	for _, c := range comments {
+		pg.Comments = append(pg.Comments, commentView{
+			ID: c.ID, PostID: id, Text: c.Text, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Author: author,
+		})
+	}
+	// The comments service may be a moment ahead of the post's count.
+	pg.Count = max(pg.Count, len(comments))
+	if after != "" {
+		c, _ := page.Decode(after)
+		pg.Start = &c
+	}
+	if next != "" && len(comments) > 0 {
+		last := comments[len(comments)-1].Cursor()
+		pg.End = &last
+	}
+	s.render(w, r, code, "post", p.Title, pg)
+}
+
+// addComment handles the comment form: create the comment, then redirect to
+// the page that shows it (POST-redirect-GET), or show the form again with
+// what was wrong.
+func (s *Server) addComment(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	id, after, ok := s.postParams(w, r, r.PostForm.Get("after"))
+	if !ok {
+		return
+	}
+	text := r.PostForm.Get("text")
+	if wait, ok := s.comment(r); !ok {
+		s.renderPost(w, r, http.StatusTooManyRequests, id, after, commentForm{
+			Text: text, Error: "You are posting comments very quickly. Please wait " + wait.String() + " and send it again.",
+		})
+		return
+	}
+	c, err := s.api.createComment(r.Context(), id, text)
+	if err != nil {
+		switch code := status(err); code {
+		case http.StatusNotFound:
+			s.fail(w, r, http.StatusNotFound, "There is no post at this address. It may have been deleted.")
+		case http.StatusTooManyRequests:
+			s.renderPost(w, r, code, id, after, commentForm{
+				Text: text, Error: "Comments are coming in very quickly right now. Please wait a minute and send yours again.",
+			})
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+			if code == http.StatusBadRequest {
+				code = http.StatusUnprocessableEntity
+			}
+			fields := fieldErrors(err, map[string]string{"#/text": "Your comment"})
+			s.renderPost(w, r, code, id, after, commentForm{Text: text, Error: fields[""] + fields["#/text"]})
+		default:
+			s.unavailable(w, r, err)
+		}
+		return
+	}
+	http.Redirect(w, r, s.commentLocation(r.Context(), id, after, c), http.StatusSeeOther)
+}
+
+// commentLocation returns the address of the page that shows a new comment:
+// the page it was written on if the comment landed there (the common case:
+// the last page), else a page that starts with it.
+func (s *Server) commentLocation(ctx context.Context, postID, after string, c comment.Comment) string {
+	anchor := "#c-" + c.ID
+	if cs, _, err := s.api.listComments(ctx, postID, after, commentsPerPage); err == nil {
+		for _, x := range cs {
+			if x.ID == c.ID {
+				return postURL(postID, after) + anchor
+			}
+		}
+	}
+	// Just before the comment: a millisecond earlier, after every id.
+	before := page.Cursor{At: c.CreatedAt.Add(-time.Millisecond), ID: strings.Repeat("f", 24)}
+	return postURL(postID, before.Encode()) + anchor
+}
+
+func postURL(id, after string) string {
+	u := "/posts/" + id
+	if after != "" {
+		u += "?after=" + url.QueryEscape(after)
+	}
+	return u
+}
+
+// cursorParam accepts an empty cursor or one this system made.
+func cursorParam(s string) (string, bool) {
+	if s == "" {
+		return "", true
+	}
+	_, err := page.Decode(s)
+	return s, err == nil
+}
+
+// parseForm reads a bounded urlencoded form, answering the request itself
+// when it cannot.
+func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.fail(w, r, http.StatusRequestEntityTooLarge, "What you sent is far too long.")
+		} else {
+			s.fail(w, r, http.StatusBadRequest, "The form could not be read. Go back and try again.")
+		}
+		return false
+	}
+	return true
+}
+
+// fieldErrors turns an API's problem into messages by form field: the
+// problem's field errors named with the form's labels (keyed by JSON
+// pointer), and under "" any message that belongs to no field shown.
+func fieldErrors(err error, labels map[string]string) map[string]string {
+	out := map[string]string{}
+	var p *problemError
+	if !errors.As(err, &p) {
+		out[""] = "That did not work. Please try again."
+		return out
+	}
+	for _, fe := range p.Errors {
+		if label, ok := labels[fe.Pointer]; ok {
+			out[fe.Pointer] = label + " " + fe.Detail + "."
+		}
+	}
+	if len(out) == 0 {
+		msg := p.Detail
+		if msg == "" {
+			msg = p.Title
+		}
+		out[""] = msg
+	}
+	return out
+}
+
+// Authors' pages.
+
+// author reports whether the request comes from a signed-in author.
+func (s *Server) author(r *http.Request) bool { return s.sessions.valid(r, time.Now()) }
+
+// authorOnly guards an author's page: it does not exist without a token,
+// and asks a visitor to sign in.
+func (s *Server) authorOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case !s.sessions.enabled:
+			s.fail(w, r, http.StatusNotFound, "There is nothing at this address.")
+		case s.author(r):
+			w.Header().Set("Cache-Control", "no-store")
+			h(w, r)
+		case r.Method == http.MethodGet:
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		default:
+			s.fail(w, r, http.StatusForbidden, "Sign in as an author first.")
+		}
+	}
+}
+
+// loginPage is the data of the sign-in form.
+type loginPage struct {
+	Next, Error string
+}
+
+func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
+	if !s.sessions.enabled {
+		s.fail(w, r, http.StatusNotFound, "Author sign-in is not set up on this blog.")
+		return
+	}
+	s.render(w, r, http.StatusOK, "login", "Author sign-in", loginPage{Next: localPath(r.URL.Query().Get("next"))})
+}
+
+func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	if !s.sessions.enabled {
+		s.fail(w, r, http.StatusNotFound, "Author sign-in is not set up on this blog.")
+		return
+	}
+	if !s.parseForm(w, r) {
+		return
+	}
+	next := localPath(r.PostForm.Get("next"))
+	if wait, ok := s.login(r); !ok {
+		s.render(w, r, http.StatusTooManyRequests, "login", "Author sign-in",
+			loginPage{Next: next, Error: "Too many attempts. Wait " + wait.String() + " and try again."})
+		return
+	}
+	if !s.sessions.check(r.PostForm.Get("token")) {
+		s.render(w, r, http.StatusUnauthorized, "login", "Author sign-in",
+			loginPage{Next: next, Error: "That is not the blog's API token."})
+		return
+	}
+	s.sessions.issue(w, r, time.Now())
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	s.sessions.clear(w, r)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// localPath returns p if it is a path on this site, else "/", so a sign-in
+// link cannot send an author elsewhere.
+func localPath(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return "/"
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Host != "" || u.Scheme != "" {
+		return "/"
+	}
+	return u.RequestURI()
+}
+
+// editorPage is the data of the post form, for a new post or an edit.
+type editorPage struct {
+	ID             string // "" for a new post
+	Title, Content string
+	Errors         map[string]string // by field: "title", "content", "" for the form
+}
+
+func (s *Server) newPost(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "editor", "New post", editorPage{})
+}
+
+var postLabels = map[string]string{"#/title": "The title", "#/content": "The text"}
+
+func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	in := post.NewPost{Title: r.PostForm.Get("title"), Content: r.PostForm.Get("content")}
+	p, err := s.api.createPost(r.Context(), in)
+	if err != nil {
+		s.editorFailed(w, r, err, editorPage{Title: in.Title, Content: in.Content}, "New post")
+		return
+	}
+	http.Redirect(w, r, "/posts/"+p.ID, http.StatusSeeOther)
+}
+
+func (s *Server) editPost(w http.ResponseWriter, r *http.Request) {
+	id, _, ok := s.postParams(w, r, "")
+	if !ok {
+		return
+	}
+	p, err := s.api.getPost(r.Context(), id)
+	if err != nil {
+		if status(err) == http.StatusNotFound {
+			s.fail(w, r, http.StatusNotFound, "There is no post at this address.")
+			return
+		}
+		s.unavailable(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "editor", "Edit: "+p.Title, editorPage{ID: p.ID, Title: p.Title, Content: p.Content})
+}
+
+func (s *Server) updatePost(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	id, _, ok := s.postParams(w, r, "")
+	if !ok {
+		return
+	}
+	title, content := r.PostForm.Get("title"), r.PostForm.Get("content")
+	if _, err := s.api.updatePost(r.Context(), id, post.PatchPost{Title: &title, Content: &content}); err != nil {
+		s.editorFailed(w, r, err, editorPage{ID: id, Title: title, Content: content}, "Edit post")
+		return
+	}
+	http.Redirect(w, r, "/posts/"+id, http.StatusSeeOther)
+}
+
+// editorFailed shows the post form again with the API's complaints, or the
+// error page when the API could not answer.
+func (s *Server) editorFailed(w http.ResponseWriter, r *http.Request, err error, pg editorPage, title string) {
+	code := status(err)
+	switch code {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnauthorized:
+		if code == http.StatusBadRequest {
+			code = http.StatusUnprocessableEntity
+		}
+		pg.Errors = fieldErrors(err, postLabels)
+		s.render(w, r, code, "editor", title, pg)
+	case http.StatusNotFound:
+		s.fail(w, r, http.StatusNotFound, "There is no post at this address. It may have been deleted.")
+	default:
+		s.unavailable(w, r, err)
+	}
+}
+
+func (s *Server) deletePost(w http.ResponseWriter, r *http.Request) {
+	id, _, ok := s.postParams(w, r, "")
+	if !ok {
+		return
+	}
+	if err := s.api.deletePost(r.Context(), id); err != nil && status(err) != http.StatusNotFound {
+		s.unavailable(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (s *Server) deleteComment(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	id, after, ok := s.postParams(w, r, r.PostForm.Get("after"))
+	if !ok {
+		return
+	}
+	cid := r.PathValue("cid")
+	if !api.ValidID(cid) {
+		s.fail(w, r, http.StatusNotFound, "There is no such comment.")
+		return
+	}
+	if err := s.api.deleteComment(r.Context(), cid); err != nil && status(err) != http.StatusNotFound {
+		s.unavailable(w, r, err)
+		return
+	}
+	http.Redirect(w, r, postURL(id, after)+"#comments", http.StatusSeeOther)
+}

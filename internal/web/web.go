@@ -1,0 +1,318 @@
+// Package web is the blog's browser front end (`blog web`): a
+// backend-for-frontend that renders pages with html/template and talks to
+// the posts and comments services over HTTP only, never to a store: the
+// seed's synchronous pattern next to its change-stream pattern.
+//
+// Everything works without JavaScript: reading, paging, commenting (a plain
+// form, POST-redirect-GET) and, when BLOG_API_TOKEN is set, writing and
+// editing posts after signing in. One small script file adds live updates:
+// it follows the post's event stream, which this service relays from the
+// posts service, and adds, edits and removes comments in place.
+//
+// Safety: html/template escapes all user text; the Content-Security-Policy
+// allows scripts from this origin only (no inline script, no inline event
+// handler); state-changing requests must come from this origin
+// (http.CrossOriginProtection, see New); the API token stays in this
+// process and is never rendered.
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"blog/internal/api"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Config is what the web service needs to run.
+type Config struct {
+	// PostsURL and CommentsURL are the base URLs of the two APIs, such as
+	// http://127.0.0.1:4000.
+	PostsURL, CommentsURL string
+	// Token is BLOG_API_TOKEN. When set, authors can sign in with it and
+	// write posts in the browser; this service then sends it to the APIs.
+	// It is never rendered, logged or put in a cookie.
+	Token string
+	// CommentRate is how many comments one browser address may post a
+	// minute (0: no limit here).
+	CommentRate int
+	// Log receives errors and request logs; nil discards them.
+	Log *slog.Logger
+	// Client is used for API calls; nil means one with sensible timeouts.
+	// Streams use its Transport without an overall timeout.
+	Client *http.Client
+	// SessionTTL is how long an author stays signed in; zero means 12 h.
+	SessionTTL time.Duration
+}
+
+// Server is the web service's http.Handler.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	api      *apiClient
+	stream   *http.Client
+	pages    map[string]*template.Template
+	assets   map[string]string // file name -> content hash, for cache busting
+	sessions sessions
+	comment  func(*http.Request) (time.Duration, bool)
+	login    func(*http.Request) (time.Duration, bool)
+	handler  http.Handler
+
+	done     chan struct{} // closed by Close: relayed streams end
+	doneOnce sync.Once
+}
+
+// New returns the web service for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	posts, err := baseURL("posts", cfg.PostsURL)
+	if err != nil {
+		return nil, err
+	}
+	comments, err := baseURL("comments", cfg.CommentsURL)
+	if err != nil {
+		return nil, err
+	}
+	client := cfg.Client
+	if client == nil {
+		client = &http.Client{
+			Timeout: 10 * time.Second,
+			Transport: &http.Transport{
+				Proxy:                 http.ProxyFromEnvironment,
+				MaxIdleConnsPerHost:   64,
+				IdleConnTimeout:       90 * time.Second,
+				ResponseHeaderTimeout: 10 * time.Second,
+			},
+		}
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Log,
+		api:      &apiClient{posts: posts, comments: comments, http: client, token: cfg.Token},
+		stream:   &http.Client{Transport: client.Transport}, // no overall timeout: streams last
+		sessions: newSessions(cfg.Token, cfg.SessionTTL),
+		comment:  limiter(cfg.CommentRate),
+		login:    limiter(30),
+		done:     make(chan struct{}),
+	}
+	if s.assets, err = hashAssets(); err != nil {
+		return nil, err
+	}
+	if s.pages, err = s.parseTemplates(); err != nil {
+		return nil, err
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Close ends every relayed event stream; register it with
+// http.Server.RegisterOnShutdown so that Shutdown need not wait for them.
+func (s *Server) Close() { s.doneOnce.Do(func() { close(s.done) }) }
+
+// ServeHTTP serves the front end.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /posts/{id}", s.post)
+	mux.HandleFunc("POST /posts/{id}", s.addComment)
+	mux.HandleFunc("GET /posts/{id}/events", s.events)
+	mux.HandleFunc("GET /login", s.loginForm)
+	mux.HandleFunc("POST /login", s.loginSubmit)
+	mux.HandleFunc("POST /logout", s.logout)
+	mux.HandleFunc("GET /posts/new", s.authorOnly(s.newPost))
+	mux.HandleFunc("POST /posts", s.authorOnly(s.createPost))
+	mux.HandleFunc("GET /posts/{id}/edit", s.authorOnly(s.editPost))
+	mux.HandleFunc("POST /posts/{id}/edit", s.authorOnly(s.updatePost))
+	mux.HandleFunc("POST /posts/{id}/delete", s.authorOnly(s.deletePost))
+	mux.HandleFunc("POST /posts/{id}/comments/{cid}/delete", s.authorOnly(s.deleteComment))
+	mux.HandleFunc("GET /static/{name}", s.static)
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, http.StatusNotFound, "There is nothing at this address.")
+	})
+
+	// CSRF: a state-changing request must come from this origin. Browsers
+	// say where a request comes from in Sec-Fetch-Site (all since 2023) or
+	// Origin; a cross-site form post or fetch is refused. Requests with
+	// neither header are not from a browser, and carry no cookie a forger
+	// could borrow. This needs no token in forms, so pages stay cacheable
+	// and work without JavaScript.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, http.StatusForbidden, "This form was sent from another site, so it was refused. Go back to the page, reload it and try again.")
+	}))
+	return s.recoverer(securityHeaders(csrf.Handler(mux)))
+}
+
+// contentSecurityPolicy allows this origin's scripts, styles, images and
+// event stream, and nothing else: no inline script or style, no plugins, no
+// framing, forms only to this origin.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverer logs each request and turns a panic into a 500 page.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+				if !sw.wrote {
+					s.fail(sw, r, http.StatusInternalServerError, "Something went wrong on our side; it has been logged.")
+				}
+			}
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "took", time.Since(start))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes and
+// deadlines of the event stream).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// ready answers 200 when both APIs are ready, else 503 naming the first
+// that is not.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	for name, base := range map[string]*url.URL{"posts service": s.api.posts, "comments service": s.api.comments} {
+		if err := s.api.ready(ctx, base); err != nil {
+			s.log.Warn("not ready", "check", name, "err", err)
+			api.WriteProblem(w, r, api.NewProblem(http.StatusServiceUnavailable, name+" is not ready"))
+			return
+		}
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// static serves the embedded stylesheet, script and icon. A URL carrying
+// the file's current hash (as pages link it) may be cached for a year.
+func (s *Server) static(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	sum, ok := s.assets[name]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if r.URL.Query().Get("v") == sum {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
+	w.Header().Set("ETag", `"`+sum+`"`)
+	http.ServeFileFS(w, r, staticFS, path.Join("static", name))
+}
+
+// hashAssets returns a short content hash of each static file.
+func hashAssets() (map[string]string, error) {
+	out := map[string]string{}
+	entries, err := fs.ReadDir(staticFS, "static")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		b, err := fs.ReadFile(staticFS, "static/"+e.Name())
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(b)
+		out[e.Name()] = hex.EncodeToString(sum[:6])
+	}
+	return out, nil
+}
+
+func baseURL(name, raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("web: the %s URL must be an http(s) URL such as http://127.0.0.1:4000, not %q", name, raw)
+	}
+	return u, nil
+}
+
+// limiter adapts api.RateLimit (per client address, token bucket) to a
+// check whose answer the caller renders as a page: allowed, or how long to
+// wait.
+func limiter(perMinute int) func(*http.Request) (time.Duration, bool) {
+	mw := api.RateLimit(perMinute)
+	return func(r *http.Request) (time.Duration, bool) {
+		ok := false
+		rec := &headerOnly{h: http.Header{}}
+		mw(func(http.ResponseWriter, *http.Request) { ok = true })(rec, r)
+		if ok {
+			return 0, true
+		}
+		var secs int
+		_, _ = fmt.Sscan(rec.h.Get("Retry-After"), &secs)
+		return time.Duration(max(secs, 1)) * time.Second, false
+	}
+}
+
+// headerOnly is a ResponseWriter that keeps headers and drops the rest.
+type headerOnly struct{ h http.Header }
+
+func (d *headerOnly) Header() http.Header         { return d.h }
+func (d *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (d *headerOnly) WriteHeader(int)             {}
+
+// errUnavailable marks an API that could not be reached or failed.
+var errUnavailable = errors.New("web: service unavailable")
