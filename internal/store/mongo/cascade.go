@@ -124,7 +124,17 @@ func (c *cascade) orphansChunk(ctx context.Context, prog rebuildProgress) (rebui
 func (c *cascade) DeadLetter(ctx context.Context, consumer string, ev changes.Event[post.Post], reason string, fence int64) error {
 	var doc bson.D
 	if ev.Found {
-		doc = bson.D{{Key: "title", Value: ev.Doc.Title}, {Key: "createdAt", Value: ms(ev.Doc.CreatedAt)}}
+		// The post without its embedded comments, which the cascade never
+		// reads: a record of what it was asked to do, kept small.
+		doc = bson.D{
+			{Key: "_id", Value: idValue(ev.Key)},
+			{Key: "title", Value: ev.Doc.Title},
+			{Key: "content", Value: ev.Doc.Content},
+			{Key: "createdAt", Value: ms(ev.Doc.CreatedAt)},
+		}
+		if ev.Doc.UpdatedAt != nil {
+			doc = append(doc, bson.E{Key: "updatedAt", Value: ms(*ev.Doc.UpdatedAt)})
+		}
 	}
-	return c.db.park(ctx, consumer, parked{op: ev.Op, key: ev.Key, token: ev.Token, at: ev.At, doc: doc}, reason, fence)
+	return c.db.park(ctx, consumer, c.db.posts, parked{op: ev.Op, key: ev.Key, token: ev.Token, at: ev.At, doc: doc}, reason, fence)
 }

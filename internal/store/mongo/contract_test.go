@@ -20,6 +20,9 @@ import (
 // contractEmbedLimit keeps the suite's bounding tests small.
 const contractEmbedLimit = 3
 
+// stores wires every hook of the suite, the optional ones included, so no
+// contract subtest skips for want of one. The injector writes through the
+// DB's own backend, so it is the same code on lungo and on a server.
 func stores(db *mongo.DB) storetest.Stores {
 	return storetest.Stores{
 		Posts:       db.Posts(),
@@ -27,6 +30,19 @@ func stores(db *mongo.DB) storetest.Stores {
 		CommentFeed: db.CommentFeed(),
 		PostFeed:    db.PostFeed(),
 		EmbedLimit:  contractEmbedLimit,
+		Leases:      db.Leases(),
+		Cascade:     db.PostCascade(),
+		InjectMalformedComment: func(t *testing.T, postID string) string {
+			return mongotest.InjectMalformedComment(t, db, postID)
+		},
+		DeadLetters: func(ctx context.Context, consumer string) ([]storetest.Parked, error) {
+			ds, err := db.DeadLetters(ctx, consumer)
+			var out []storetest.Parked
+			for _, d := range ds {
+				out = append(out, storetest.Parked{Op: d.Op, Key: d.DocID, Reason: d.Reason})
+			}
+			return out, err
+		},
 	}
 }
 

@@ -16,7 +16,8 @@
 // Beyond the ports: PostCascade is the comments service's sink of the posts
 // feed; it and the posts store are changes.Rebuilders and DeadLetterers, and
 // Leases is a changes.Leaser, so each consumer recovers from lost history,
-// parks poison events, and lets replicas take turns.
+// parks poison events (listed by DeadLetters), and lets replicas take turns.
+// The posts store is also a post.Repairer, which mends one post's drift.
 package mongo
 
 import (
@@ -104,8 +105,8 @@ func New(ctx context.Context, b Backend, opt Options) (*DB, error) {
 
 // ensureSchema creates the collections, and the compound indexes behind
 // every list and keyset page: posts newest first, a post's comments oldest
-// first (also the read model's window queries). Both are no-ops when they
-// exist, so every start-up runs it.
+// first (also the read model's window queries), a consumer's dead letters
+// oldest first. All are no-ops when they exist, so every start-up runs it.
 func (db *DB) ensureSchema(ctx context.Context) error {
 	for _, name := range []string{postsColl, commentsColl, postCommentsColl, checkpointsColl, leasesColl, deadLettersColl} {
 		if err := db.b.CreateCollection(ctx, name); err != nil {
@@ -121,6 +122,7 @@ func (db *DB) ensureSchema(ctx context.Context) error {
 		{db.posts, bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}, "createdAt_-1__id_-1"},
 		{db.comments, byPost, "postId_1_createdAt_1__id_1"},
 		{db.postComments, byPost, "postId_1_createdAt_1__id_1"},
+		{db.deadLetters, deadLettersIndex, "consumer_1_parkedAt_1_seq_1"},
 	}
 	for _, ix := range indexes {
 		keys, err := encode(ix.keys)
@@ -157,6 +159,12 @@ func (db *DB) PostFeed() changes.Feed[post.Post] {
 // take turns (changes.Consumer.Lease): MongoDB is how users run more than
 // one machine, so it is where two replicas could both be consuming.
 func (db *DB) Leases() changes.Leaser { return &leaser{db: db} }
+
+// Backend returns the backend the DB runs on, for tools and tests that must
+// reach past the stores: fault injection (mongotest.InjectMalformedComment)
+// and inspection. What is written through it bypasses every rule the stores
+// keep, and reaches the feeds like any other write.
+func (db *DB) Backend() Backend { return db.b }
 
 // Close disconnects from the deployment. Streams should be closed first.
 func (db *DB) Close(ctx context.Context) error {

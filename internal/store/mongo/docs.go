@@ -30,7 +30,8 @@ const (
 	// one consumes at a time: {_id: name, holder, fence, expires}.
 	leasesColl = "leases"
 	// deadLettersColl holds the events a consumer could not apply, for an
-	// operator to inspect: {_id, consumer, op, key, token, reason, parkedAt}.
+	// operator to inspect (DB.DeadLetters): {_id: consumer/token, consumer,
+	// op, key, doc, token, reason, committedAt, parkedAt, seq}.
 	deadLettersColl = "dead_letters"
 )
 

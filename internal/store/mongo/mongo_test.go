@@ -187,6 +187,7 @@ func TestIndexes(t *testing.T) {
 		"posts":         "createdAt_-1__id_-1",
 		"comments":      "postId_1_createdAt_1__id_1",
 		"post_comments": "postId_1_createdAt_1__id_1",
+		"dead_letters":  "consumer_1_parkedAt_1_seq_1",
 	} {
 		// (lungo implements List but panics on ListSpecifications.)
 		cur, err := b.Database().Collection(coll).Indexes().List(ctxFor(t))

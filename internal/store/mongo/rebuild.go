@@ -3,21 +3,21 @@ package mongo
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/changes"
 	"blog/internal/comment"
+	"blog/internal/post"
 )
 
 var (
 	_ changes.Rebuilder                     = (*postStore)(nil)
 	_ changes.DeadLetterer[comment.Comment] = (*postStore)(nil)
+	_ post.Repairer                         = (*postStore)(nil)
 )
 
 // rebuildChunk is how many documents one rebuild transaction handles:
@@ -251,6 +251,94 @@ func (s *postStore) postsChunk(ctx context.Context, prog rebuildProgress) (rebui
 	return advance(prog, n, size, last, phaseDone), nil
 }
 
+// RebuildPost recomputes one post's part of the read model from the
+// comments collection, in one transaction: its post_comments copies (every
+// comment of the post copied over, copies of comments that no longer exist
+// deleted), then its embedded window and commentCount from those copies.
+// `blog verify --repair` mends drift with it (it is post.Repairer). It
+// returns post.ErrNotFound for an unknown post, and writes nothing then.
+//
+// It needs no lease: the consumer's later events apply on top of it
+// idempotently, because Apply decides everything by the presence of a copy,
+// whoever made it; and on a real server a consumer batch touching the same
+// post meanwhile conflicts with it on the post document, so one of the two
+// transactions is retried on the other's result.
+//
+// The whole post is one transaction, so its size grows with the post's
+// comment count (about 100 bytes of copy per comment); that is the price of
+// never leaving a post half repaired. Rebuild, which covers every post, works
+// in bounded chunks instead.
+func (s *postStore) RebuildPost(ctx context.Context, postID string) error {
+	pid, ok := oid(postID)
+	if !ok {
+		return post.ErrNotFound
+	}
+	err := s.db.b.WithTransaction(ctx, func(ctx context.Context) error {
+		var exists idDoc
+		if err := s.db.posts.findOne(ctx, idFilter(pid), &exists); err != nil {
+			if errors.Is(err, ErrNoDocuments) {
+				return post.ErrNotFound
+			}
+			return err
+		}
+		if err := s.copyPost(ctx, pid); err != nil {
+			return err
+		}
+		return s.recompute(ctx, pid)
+	})
+	if err != nil {
+		return fmt.Errorf("mongo: rebuild post %s: %w", postID, err)
+	}
+	return nil
+}
+
+// copyPost makes post pid's copies in post_comments equal to its comments:
+// the copy and prune phases of Rebuild, for one post. A comment that does
+// not decode (written by hand, say) is logged and left out, as Rebuild does.
+func (s *postStore) copyPost(ctx context.Context, pid bson.ObjectID) error {
+	byPost := bson.D{{Key: "postId", Value: pid}}
+	f, err := encode(byPost)
+	if err != nil {
+		return err
+	}
+	raws, err := s.db.comments.c.Find(ctx, f, nil, 0)
+	if err != nil {
+		return fmt.Errorf("find in %s: %w", s.db.comments.name, err)
+	}
+	live := make(map[bson.ObjectID]bool, len(raws))
+	for _, raw := range raws {
+		// Alive whether or not it decodes, so an unreadable comment keeps
+		// the copy it may have, as Rebuild's prune phase keeps it.
+		if id, ok := bson.Raw(raw).Lookup("_id").ObjectIDOK(); ok {
+			live[id] = true
+		}
+		var d commentDoc
+		if err := bson.Unmarshal(raw, &d); err != nil {
+			s.db.log.Warn("post repair skips a comment it cannot read", "post", pid.Hex(),
+				"id", bson.Raw(raw).Lookup("_id").String(), "err", err)
+			continue
+		}
+		if _, err := s.db.postComments.updateOne(ctx, idFilter(d.ID), copyUpdate(d), true); err != nil {
+			return err
+		}
+	}
+	copies, err := find[idDoc](ctx, s.db.postComments, byPost, nil, 0)
+	if err != nil {
+		return err
+	}
+	var gone bson.A
+	for _, c := range copies {
+		if !live[c.ID] {
+			gone = append(gone, c.ID)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	_, err = s.db.postComments.deleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: gone}}}})
+	return err
+}
+
 // recompute sets a post's window and count from its copies in post_comments.
 func (s *postStore) recompute(ctx context.Context, pid bson.ObjectID) error {
 	byPost := bson.D{{Key: "postId", Value: pid}}
@@ -293,60 +381,4 @@ func copyUpdate(d commentDoc) bson.D {
 		update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: "updatedAt", Value: ""}}})
 	}
 	return update
-}
-
-// DeadLetter parks an event the consumer could not apply; see park.
-func (s *postStore) DeadLetter(ctx context.Context, consumer string, ev changes.Event[comment.Comment], reason string, fence int64) error {
-	var doc bson.D
-	if ev.Found {
-		doc = bson.D{
-			{Key: "postId", Value: ev.Doc.PostID},
-			{Key: "text", Value: ev.Doc.Text},
-			{Key: "createdAt", Value: ms(ev.Doc.CreatedAt)},
-		}
-	}
-	return s.db.park(ctx, consumer, parked{op: ev.Op, key: ev.Key, token: ev.Token, at: ev.At, doc: doc}, reason, fence)
-}
-
-// parked is what dead_letters records of an event, whatever its type.
-type parked struct {
-	op    changes.Op
-	key   string
-	token changes.Token
-	at    time.Time
-	doc   bson.D // the event's document, when it has one
-}
-
-// park records an event a consumer could not apply in dead_letters, where
-// an operator can find it by consumer and key, and moves the consumer's
-// checkpoint past it, in one transaction. Parking the same event twice
-// (after a crash) overwrites the first record instead of adding another.
-func (db *DB) park(ctx context.Context, consumer string, ev parked, reason string, fence int64) error {
-	rec := bson.D{
-		{Key: "consumer", Value: consumer},
-		{Key: "op", Value: string(ev.op)},
-		{Key: "key", Value: ev.key},
-		{Key: "token", Value: bson.Binary{Data: ev.token}},
-		{Key: "reason", Value: reason},
-		{Key: "committedAt", Value: ms(ev.at)},
-		{Key: "parkedAt", Value: ms(time.Now())},
-	}
-	if ev.doc != nil {
-		rec = append(rec, bson.E{Key: "doc", Value: ev.doc})
-	}
-	id := consumer + "/" + hex.EncodeToString(ev.token)
-	err := db.b.WithTransaction(ctx, func(ctx context.Context) error {
-		if err := db.checkFence(ctx, consumer, fence); err != nil {
-			return err
-		}
-		set := bson.D{{Key: "$set", Value: rec}}
-		if _, err := db.deadLetters.updateOne(ctx, bson.D{{Key: "_id", Value: id}}, set, true); err != nil {
-			return err
-		}
-		return db.saveCheckpoint(ctx, consumer, ev.token, false)
-	})
-	if err != nil {
-		return fmt.Errorf("mongo: park %s of %s for %q: %w", ev.op, ev.key, consumer, err)
-	}
-	return nil
 }

@@ -23,6 +23,7 @@ import (
 	v1bson "go.mongodb.org/mongo-driver/bson"
 	v1mongo "go.mongodb.org/mongo-driver/mongo"
 	v1options "go.mongodb.org/mongo-driver/mongo/options"
+	v2bson "go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/changes"
 	"blog/internal/store/mongo"
@@ -351,3 +352,37 @@ func (s *stream) Err() error {
 }
 
 func (s *stream) Close(ctx context.Context) error { return mapErr(s.cs.Close(ctx)) }
+
+// InjectMalformedComment writes a comment straight into db's comments
+// collection, as a careless script or a future version might, whose
+// postId is the number 123 instead of a post's ObjectID; it returns the
+// comment's _id, the Key of its change event. The comments feed cannot
+// decode it, so the event arrives with Err set: the posts consumer retries
+// it, then parks it as a dead letter and moves on. Since its postId names
+// no post, no listing of comments shows it (listing postID's comments
+// stays fine) and rebuilds skip it. postID, the post it was meant for, is
+// accepted for symmetry with the other adapters' injectors and recorded in
+// the document's note field only.
+//
+// It writes through db.Backend, so it works on lungo and on a real server
+// alike. It exists for fault-injection tests; the services never call it.
+func InjectMalformedComment(t testing.TB, db *mongo.DB, postID string) string {
+	t.Helper()
+	id := v2bson.NewObjectID()
+	doc, err := v2bson.Marshal(v2bson.D{
+		{Key: "_id", Value: id},
+		{Key: "postId", Value: int32(123)},
+		{Key: "text", Value: "malformed"},
+		{Key: "createdAt", Value: time.Now().UTC().Truncate(time.Millisecond)},
+		{Key: "note", Value: "injected by a test; meant for post " + postID},
+	})
+	if err != nil {
+		t.Fatalf("mongotest: encode malformed comment: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := db.Backend().Collection("comments").InsertOne(ctx, doc); err != nil {
+		t.Fatalf("mongotest: inject malformed comment: %v", err)
+	}
+	return id.Hex()
+}

@@ -76,20 +76,50 @@ func TestTryNextWaits(t *testing.T) {
 		t.Errorf("TryNext with wait returned after %s, want about %s", d, await)
 	}
 
-	doc, err := bson.Marshal(bson.D{{Key: "_id", Value: bson.NewObjectID()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inserted := make(chan error, 1)
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		inserted <- b.Collection("comments").InsertOne(ctx, doc)
-	}()
-	if !cs.TryNext(ctx, true) {
-		t.Errorf("TryNext with wait missed an insert made while waiting: %v", cs.Err())
-	}
-	if err := <-inserted; err != nil {
-		t.Fatalf("insert: %v", err)
+	// An insert made while TryNext waits is returned by that call. On a
+	// loaded machine the insert may only land after the wait is over, which
+	// proves nothing either way: then the event must still arrive, and the
+	// attempt is repeated. A TryNext that did not wait fails every attempt.
+	for attempt := 1; ; attempt++ {
+		doc, err := bson.Marshal(bson.D{{Key: "_id", Value: bson.NewObjectID()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			at  time.Time
+			err error
+		}
+		inserted := make(chan result, 1)
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			err := b.Collection("comments").InsertOne(ctx, doc)
+			inserted <- result{time.Now(), err}
+		}()
+		start := time.Now()
+		got := cs.TryNext(ctx, true)
+		returned := time.Now()
+		r := <-inserted
+		if r.err != nil {
+			t.Fatalf("insert: %v", r.err)
+		}
+		if got {
+			return // the insert's event, returned by the call that waited for it
+		}
+		if err := cs.Err(); err != nil {
+			t.Fatalf("TryNext while waiting for an insert: %v", err)
+		}
+		t.Logf("attempt %d: the wait ended after %s, the insert landed %s after that",
+			attempt, returned.Sub(start), r.at.Sub(returned))
+		drained := false
+		for deadline := time.Now().Add(5 * time.Second); !drained && time.Now().Before(deadline); {
+			drained = cs.TryNext(ctx, true)
+		}
+		if !drained {
+			t.Fatalf("the insert's event never arrived: %v", cs.Err())
+		}
+		if attempt == 10 {
+			t.Fatal("TryNext with wait never returned an insert made while it waited")
+		}
 	}
 }
 
