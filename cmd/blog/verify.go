@@ -49,7 +49,8 @@ func verify(ctx context.Context, repair bool, cfg Config, log *slog.Logger, stdo
 		return errors.New("this store cannot repair posts")
 	}
 	for _, id := range drifted {
-		if err := rp.RebuildPost(ctx, id); err != nil {
+		// A post deleted since it was checked needs no repair.
+		if err := rp.RebuildPost(ctx, id); err != nil && !errors.Is(err, post.ErrNotFound) {
 			return fmt.Errorf("repair post %s: %w", id, err)
 		}
 	}
