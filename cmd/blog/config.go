@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
-	"regexp"
 	"time"
 
 	"github.com/caarlos0/env/v11"
 	"github.com/joho/godotenv"
 
 	"blog/internal/post"
+	"blog/internal/store/mongo"
 )
 
 // Config is every setting of the blog, with its default, its environment
@@ -183,10 +183,14 @@ func (c Config) embedLimit() int {
 	return c.EmbedLimit
 }
 
-var uriPassword = regexp.MustCompile(`(://[^:/@]*:)[^@/]*@`)
-
-// MaskURI hides the password of a URI's user info, for logs and errors.
-func MaskURI(uri string) string { return uriPassword.ReplaceAllString(uri, "${1}****@") }
+// maskURI hides a MongoDB URI's secrets (password, secret-bearing options)
+// for the start-up log; an unset URI stays empty.
+func maskURI(uri string) string {
+	if uri == "" {
+		return ""
+	}
+	return mongo.MaskURI(uri)
+}
 
 // mask shows whether a secret is set, never what it is.
 func mask(secret string) string {
@@ -205,7 +209,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("store", store),
-		slog.String("MONGO_URI", MaskURI(c.MongoURI)),
+		slog.String("MONGO_URI", maskURI(c.MongoURI)),
 		slog.String("HOST", c.Host),
 		slog.Int("PORT", c.PostsPort),
 		slog.Int("COMMENTS_PORT", c.CommentsPort),

@@ -61,18 +61,17 @@ func TestLoadConfigRejects(t *testing.T) {
 }
 
 func TestMaskURI(t *testing.T) {
-	tests := map[string]string{
-		"mongodb://u:secret@h1:27017,h2:27018/test?replicaSet=rs0": "mongodb://u:****@h1:27017,h2:27018/test?replicaSet=rs0",
-		"mongodb://localhost:27017/test":                           "mongodb://localhost:27017/test",
-		"mongodb+srv://admin:p%40ss@cluster.example.net/":          "mongodb+srv://admin:****@cluster.example.net/",
+	for _, in := range []string{
+		"mongodb://u:secret@h1:27017,h2:27018/test?replicaSet=rs0",
+		"mongodb+srv://admin:secret@cluster.example.net/",
+		"mongodb://h/test?authMechanismProperties=AWS_SESSION_TOKEN:secret&tlsCertificateKeyFilePassword=secret",
+	} {
+		if got := maskURI(in); strings.Contains(got, "secret") || !strings.HasPrefix(got, "mongodb") {
+			t.Errorf("maskURI(%q) = %q", in, got)
+		}
 	}
-	for in, want := range tests {
-		if got := MaskURI(in); got != want {
-			t.Errorf("MaskURI(%q) = %q, want %q", in, got, want)
-		}
-		if strings.Contains(MaskURI(in), "secret") {
-			t.Errorf("password leaked: %s", MaskURI(in))
-		}
+	if maskURI("") != "" {
+		t.Error("an unset URI should stay empty")
 	}
 }
 

@@ -96,10 +96,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return serve(ctx, cmd, cfg, log)
 }
 
-// serve opens the store, starts the services cmd names and the posts
-// service's comment sync, and runs until ctx ends; then it drains requests,
-// stops the sync (whose checkpoint is saved with every batch) and closes the
-// store.
+// serve opens the store, starts the services cmd names and their change
+// consumers, and runs until ctx ends; then it drains requests, stops the
+// consumers (whose checkpoints are saved with every batch) and closes the
+// store. Everything that can fail at start-up (the store, the web service's
+// config, the ports) fails before any goroutine starts, so an early return
+// leaves nothing running.
 func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error {
 	// The web front end alone needs no store: it reaches data over HTTP.
 	var st *stores
@@ -115,36 +117,33 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		}()
 	}
 
-	var servers []*http.Server
-	var workers sync.WaitGroup
-	// Consumers stop after the servers have drained, each saving its
-	// checkpoint with its last batch.
-	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSync()
+	var (
+		servers []*http.Server
+		workers []func(context.Context) // run until their context ends
+		ready   []func() bool           // must hold before serving
+	)
 	reg := metrics.New()
 	holder := holderName()
+	// Live event streams end when shutdown begins, so Shutdown need not
+	// wait for them; consumers end after the servers have drained.
+	eventsCtx, stopEvents := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEvents()
 
 	if cmd == "serve" || cmd == "posts" {
 		plog := log.With("service", "posts")
 		commentSync := post.NewCommentSync(st.posts, st.commentFeed, plog)
 		commentSync.Lease, commentSync.Holder = st.leases, holder
 		reg.Consumer(commentSync.Name, commentSync.Stats)
-		workers.Go(func() { _ = commentSync.Run(syncCtx) })
 		// Serve only once the sync has its starting point (or is a standby
 		// replica), so no comment written through this process precedes it.
-		if !waitUntil(ctx, 5*time.Second, commentSync.Running) {
-			plog.Warn("comment sync is not running yet; serving anyway, /readyz says so")
-		}
+		workers = append(workers, func(ctx context.Context) { _ = commentSync.Run(ctx) })
+		ready = append(ready, commentSync.Running)
 		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken)}
 		probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Running)}
 		rt := postsRouter(h, plog, reg, probes)
-		// Live updates: the hub follows the posts feed until shutdown
-		// begins, which ends every event stream so Shutdown need not wait.
 		runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, plog)
 		probes["live updates"] = eventsReady
-		eventsCtx, stopEvents := context.WithCancel(context.WithoutCancel(ctx))
-		defer stopEvents()
-		workers.Go(func() { _ = runEvents(eventsCtx) })
+		workers = append(workers, func(context.Context) { _ = runEvents(eventsCtx) })
 		srv := newServer(cfg.Host, cfg.PostsPort, rt, plog)
 		srv.RegisterOnShutdown(stopEvents)
 		servers = append(servers, srv)
@@ -156,7 +155,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 			Lease: st.leases, Holder: holder,
 		}
 		reg.Consumer(cascade.Name, cascade.Stats)
-		workers.Go(func() { _ = cascade.Run(syncCtx) })
+		workers = append(workers, func(ctx context.Context) { _ = cascade.Run(ctx) })
 		h := &comment.Handler{
 			Store: st.comments, Log: clog,
 			Auth:     api.RequireToken(cfg.APIToken),
@@ -176,19 +175,39 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		servers = append(servers, srv)
 	}
 	if st != nil && st.prune != nil && cfg.ChangelogRetention > 0 {
-		workers.Go(func() { prune(syncCtx, st.prune, cfg.ChangelogRetention, log) })
+		workers = append(workers, func(ctx context.Context) { prune(ctx, st.prune, cfg.ChangelogRetention, log) })
 	}
 
-	// Listen before serving, so a port in use fails start-up at once.
-	errc := make(chan error, len(servers))
-	for _, srv := range servers {
+	// Listen before starting anything, so a port in use fails start-up at
+	// once and cleanly.
+	listeners := make([]net.Listener, len(servers))
+	for i, srv := range servers {
 		ln, err := net.Listen("tcp", srv.Addr)
 		if err != nil {
+			for _, l := range listeners[:i] {
+				_ = l.Close()
+			}
 			return fmt.Errorf("listen on %s: %w", srv.Addr, err)
 		}
-		log.Info("listening", "addr", ln.Addr().String())
+		listeners[i] = ln
+	}
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() { w(workCtx) })
+	}
+	for _, ok := range ready {
+		if !waitUntil(ctx, 5*time.Second, ok) {
+			log.Warn("a change consumer is not running yet; serving anyway, /readyz says so")
+		}
+	}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		log.Info("listening", "addr", listeners[i].Addr().String())
 		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("serve %s: %w", srv.Addr, err)
 			}
 		}()
@@ -204,20 +223,35 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	var wg sync.WaitGroup
+	var drain sync.WaitGroup
 	for _, srv := range servers {
-		wg.Go(func() {
+		drain.Go(func() {
 			if err := srv.Shutdown(shutCtx); err != nil {
 				log.Error("shutdown did not drain in time", "addr", srv.Addr, "err", err)
 				_ = srv.Close()
 			}
 		})
 	}
-	wg.Wait()
-	stopSync()
-	workers.Wait()
-	log.Info("stopped")
+	drain.Wait()
+	stopEvents()
+	stopWork()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		log.Info("stopped")
+	case <-time.After(max(time.Until(deadlineOf(shutCtx)), time.Second)):
+		log.Error("change consumers did not stop in time; exiting anyway (their checkpoints hold)")
+	}
 	return runErr
+}
+
+// deadlineOf returns ctx's deadline, or now when it has none.
+func deadlineOf(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now()
 }
 
 // CascadeConsumer is the checkpoint and lease name of the comments service's

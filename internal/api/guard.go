@@ -137,12 +137,30 @@ func (l *limiter) allow(ip string, now time.Time) (time.Duration, bool) {
 	return 0, true
 }
 
-// clientIP is the connection's peer address. Forwarding headers are not
-// trusted: anyone can send them.
+// clientIP is the address a request comes from: the connection's peer,
+// unless that peer is on this machine (the web front end, or a reverse proxy
+// beside the service) and names the client in X-Forwarded-For, whose last
+// entry it added. A remote peer's forwarding headers are not trusted: anyone
+// can send them.
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		if fwd := r.Header.Values("X-Forwarded-For"); len(fwd) > 0 {
+			last := fwd[len(fwd)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if f := net.ParseIP(strings.TrimSpace(last)); f != nil {
+				return f.String()
+			}
+		}
 	}
 	return host
 }
+
+// ClientIP is clientIP for other packages: the web front end passes it on
+// in X-Forwarded-For, so the APIs limit each browser, not the front end.
+func ClientIP(r *http.Request) string { return clientIP(r) }

@@ -85,3 +85,36 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("without the token the limit applies: %d", w.Code)
 	}
 }
+
+func TestRateLimitPerForwardedClient(t *testing.T) {
+	h := api.RateLimit(60)(okHandler) // a burst of 6
+	req := func(remote, fwd string) int {
+		r := httptest.NewRequest("POST", "/x", nil)
+		r.RemoteAddr = remote
+		if fwd != "" {
+			r.Header.Set("X-Forwarded-For", fwd)
+		}
+		w := httptest.NewRecorder()
+		h(w, r)
+		return w.Code
+	}
+	// Through a front end on this machine, each browser has its own bucket.
+	for i := range 6 {
+		if c := req("127.0.0.1:5000", "203.0.113.1"); c != 204 {
+			t.Fatalf("browser 1, request %d: %d", i, c)
+		}
+	}
+	if c := req("127.0.0.1:5000", "203.0.113.1"); c != 429 {
+		t.Fatalf("browser 1 past its burst: %d", c)
+	}
+	if c := req("127.0.0.1:5000", "198.51.100.7, 203.0.113.2"); c != 204 {
+		t.Fatalf("browser 2 (last hop counts): %d", c)
+	}
+	// A remote peer cannot pick its bucket by sending the header.
+	for range 6 {
+		req("192.0.2.9:1", "203.0.113.50")
+	}
+	if c := req("192.0.2.9:1", "203.0.113.51"); c != 429 {
+		t.Fatalf("a remote peer escaped its limit by forging X-Forwarded-For: %d", c)
+	}
+}

@@ -51,66 +51,87 @@ func (rt *Router) Routes() []string { return slices.Clone(rt.routes) }
 // ServeHTTP routes r, answering unmatched requests with problems.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	defer func() {
-		if v := recover(); v != nil {
-			// A bug, not an input: log it loudly, answer 500, keep serving.
-			rt.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
-			if !sw.wrote {
-				WriteProblem(sw, r, NewProblem(http.StatusInternalServerError, "The server could not complete the request; it has been logged."))
-			}
-		}
-		took := time.Since(start)
-		if rt.observe != nil {
-			rt.observe(r.Pattern, r.Method, sw.status, took)
-		}
-		rt.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", r.Pattern,
-			"status", sw.status, "took", took)
-	}()
+	status := Recover(rt.log, w, r, http.HandlerFunc(rt.route), func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, r, NewProblem(http.StatusInternalServerError, "The server could not complete the request; it has been logged."))
+	})
+	took := time.Since(start)
+	if rt.observe != nil {
+		rt.observe(r.Pattern, r.Method, status, took)
+	}
+	rt.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", r.Pattern, "status", status, "took", took)
+}
+
+// route dispatches r through the mux.
+func (rt *Router) route(w http.ResponseWriter, r *http.Request) {
 	if h, pattern := rt.mux.Handler(r); pattern == "" {
 		// Let the mux decide between 404 and 405 (and compute Allow), then
 		// answer in our format.
-		rec := &statusWriter{ResponseWriter: discard{h: http.Header{}}, status: http.StatusOK}
+		rec := &StatusWriter{ResponseWriter: discard{h: http.Header{}}, Status: http.StatusOK}
 		h.ServeHTTP(rec, r)
 		if allow := rec.Header().Get("Allow"); allow != "" {
-			sw.Header().Set("Allow", allow)
+			w.Header().Set("Allow", allow)
 		}
-		switch rec.status {
+		switch rec.Status {
 		case http.StatusMethodNotAllowed:
-			WriteProblem(sw, r, NewProblem(rec.status, fmt.Sprintf("%s is not allowed here; see the Allow header.", r.Method)))
+			WriteProblem(w, r, NewProblem(rec.Status, fmt.Sprintf("%s is not allowed here; see the Allow header.", r.Method)))
 		case http.StatusNotFound:
-			WriteProblem(sw, r, NewProblem(rec.status, "No resource lives at this path."))
+			WriteProblem(w, r, NewProblem(rec.Status, "No resource lives at this path."))
 		default:
 			// Redirects (a path to clean up) and the like: replay for real.
-			rt.mux.ServeHTTP(sw, r)
+			rt.mux.ServeHTTP(w, r)
 		}
 		return
 	}
-	rt.mux.ServeHTTP(sw, r)
+	rt.mux.ServeHTTP(w, r)
 }
 
-// statusWriter remembers the status a handler wrote.
-type statusWriter struct {
+// Recover serves r with next and returns the status it answered. A panic in
+// next is a bug, not an input: it is logged, answered by fail (unless a
+// response has begun) and the server keeps serving. http.ErrAbortHandler,
+// a deliberate abort, is passed on to net/http.
+func Recover(log *slog.Logger, w http.ResponseWriter, r *http.Request, next http.Handler, fail func(http.ResponseWriter, *http.Request)) (status int) {
+	sw := &StatusWriter{ResponseWriter: w, Status: http.StatusOK}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+			if !sw.Wrote {
+				fail(sw, r)
+			}
+		}
+		status = sw.Status
+	}()
+	next.ServeHTTP(sw, r)
+	return sw.Status
+}
+
+// StatusWriter remembers the status a handler wrote and whether it began
+// its response.
+type StatusWriter struct {
 	http.ResponseWriter
-	status int
-	wrote  bool
+	Status int
+	Wrote  bool
 }
 
-func (s *statusWriter) WriteHeader(code int) {
-	if !s.wrote {
-		s.status, s.wrote = code, true
+// WriteHeader records the first status written.
+func (s *StatusWriter) WriteHeader(code int) {
+	if !s.Wrote {
+		s.Status, s.Wrote = code, true
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
-func (s *statusWriter) Write(b []byte) (int, error) {
-	s.wrote = true
+// Write marks the response as begun.
+func (s *StatusWriter) Write(b []byte) (int, error) {
+	s.Wrote = true
 	return s.ResponseWriter.Write(b)
 }
 
 // Unwrap lets http.ResponseController reach the real writer (flushing for
 // streams, deadlines).
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+func (s *StatusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // discard is a ResponseWriter that keeps headers and drops the body.
 type discard struct{ h http.Header }

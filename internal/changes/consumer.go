@@ -232,10 +232,7 @@ func (c *Consumer[T]) session(ctx context.Context, fence int64) error {
 			continue
 		}
 		b.Fence = fence
-		// The batch is applied even if ctx ends meanwhile: the apply is one
-		// short transaction, and finishing it is what "stop after saving the
-		// checkpoint" means.
-		if err := c.apply(context.WithoutCancel(ctx), b); err != nil {
+		if err := c.apply(ctx, b); err != nil {
 			if progressed {
 				err = fmt.Errorf("%w: %w", errProgress, err)
 			}
@@ -309,6 +306,9 @@ func (c *Consumer[T]) apply(ctx context.Context, b Batch[T]) error {
 	}
 	c.Log.Warn("batch keeps failing; isolating the bad event", "events", len(b.Events), "err", err)
 	for _, ev := range b.Events {
+		if ctx.Err() != nil {
+			return fmt.Errorf("stopped isolating: %w", ctx.Err())
+		}
 		single := Batch[T]{Events: []Event[T]{ev}, Token: ev.Token, Fence: b.Fence}
 		if single.Token == nil {
 			return fmt.Errorf("event %s has no token to isolate it by: %w", ev.Key, err)
@@ -320,7 +320,10 @@ func (c *Consumer[T]) apply(ctx context.Context, b Batch[T]) error {
 		if errors.Is(evErr, ErrFenced) {
 			return evErr
 		}
-		if err := dl.DeadLetter(ctx, c.Name, ev, evErr.Error(), b.Fence); err != nil {
+		dctx, cancel := c.detached(ctx)
+		err := dl.DeadLetter(dctx, c.Name, ev, evErr.Error(), b.Fence)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("park event %s: %w", ev.Key, err)
 		}
 		c.deadLetters.Add(1)
@@ -330,8 +333,20 @@ func (c *Consumer[T]) apply(ctx context.Context, b Batch[T]) error {
 	return c.attempt(ctx, Batch[T]{Token: b.Token, Fence: b.Fence})
 }
 
-// attempt tries a batch up to Attempts times with backoff. An event that
-// could not be decoded fails the batch without reaching the sink.
+// applyTimeout bounds one apply: a stuck store must not hold a shutdown.
+const applyTimeout = 10 * time.Second
+
+// detached returns the context for one write to the sink: it survives ctx's
+// cancellation, because a started apply is one short transaction and
+// finishing it is what "stop after saving the checkpoint" means, but it is
+// bounded by applyTimeout.
+func (c *Consumer[T]) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
+}
+
+// attempt tries a batch up to Attempts times with backoff, retrying only
+// while ctx lasts. An event that could not be decoded fails the batch
+// without reaching the sink.
 func (c *Consumer[T]) attempt(ctx context.Context, b Batch[T]) error {
 	var err error
 	backoff := c.MinBackoff
@@ -339,12 +354,14 @@ func (c *Consumer[T]) attempt(ctx context.Context, b Batch[T]) error {
 		if i > 0 {
 			c.retries.Add(1)
 			if !sleep(ctx, backoff) {
-				return ctx.Err()
+				return fmt.Errorf("stopped retrying: %w", err)
 			}
 			backoff = min(backoff*2, c.MaxBackoff)
 		}
 		if err = undecodable(b); err == nil {
-			err = c.Sink.Apply(ctx, c.Name, b)
+			actx, cancel := c.detached(ctx)
+			err = c.Sink.Apply(actx, c.Name, b)
+			cancel()
 		}
 		if err == nil || errors.Is(err, ErrFenced) {
 			return err

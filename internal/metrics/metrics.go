@@ -52,9 +52,21 @@ func (r *Registry) Observer(service string) func(route, method string, code int,
 		if route == "" {
 			route = "unmatched"
 		}
+		method = knownMethod(method)
 		r.requests.WithLabelValues(service, route, method, strconv.Itoa(code)).Inc()
 		r.latency.WithLabelValues(service, route, method).Observe(took.Seconds())
 	}
+}
+
+// knownMethod bounds the method label: a client may send any token as a
+// method, and each new label value would be a new time series kept forever.
+func knownMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
 }
 
 // Handler serves the registry in Prometheus's text format.

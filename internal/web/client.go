@@ -46,6 +46,18 @@ func status(err error) int {
 // call sends a JSON request and decodes a JSON answer into out (if not nil).
 // Writes carry the token when one is configured. It returns the answer's
 // headers, a *problemError for a 4xx, or an error wrapping errUnavailable.
+// clientIPKey carries the browser's address in a request's context, from
+// withClientIP to the API calls made for it.
+type clientIPKey struct{}
+
+// withClientIP remembers each request's client address, so the APIs' per-
+// client limits apply to each browser rather than to this service.
+func withClientIP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey{}, api.ClientIP(r))))
+	})
+}
+
 func (c *apiClient) call(ctx context.Context, method string, base *url.URL, path string, q url.Values, in, out any) (http.Header, error) {
 	u := *base
 	u.Path = strings.TrimRight(base.Path, "/") + path
@@ -65,6 +77,9 @@ func (c *apiClient) call(ctx context.Context, method string, base *url.URL, path
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if ip, ok := ctx.Value(clientIPKey{}).(string); ok {
+		req.Header.Set("X-Forwarded-For", ip)
 	}
 	if c.token != "" && method != http.MethodGet {
 		req.Header.Set("Authorization", "Bearer "+c.token)

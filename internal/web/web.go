@@ -166,7 +166,7 @@ func (s *Server) routes() http.Handler {
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusForbidden, "This form was sent from another site, so it was refused. Go back to the page, reload it and try again.")
 	}))
-	return s.recoverer(securityHeaders(csrf.Handler(mux)))
+	return s.recoverer(securityHeaders(csrf.Handler(withClientIP(mux))))
 }
 
 // contentSecurityPolicy allows this origin's scripts, styles, images and
@@ -191,44 +191,12 @@ func securityHeaders(next http.Handler) http.Handler {
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
-				if !sw.wrote {
-					s.fail(sw, r, http.StatusInternalServerError, "Something went wrong on our side; it has been logged.")
-				}
-			}
-			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "took", time.Since(start))
-		}()
-		next.ServeHTTP(sw, r)
+		status := api.Recover(s.log, w, r, next, func(w http.ResponseWriter, r *http.Request) {
+			s.fail(w, r, http.StatusInternalServerError, "Something went wrong on our side; it has been logged.")
+		})
+		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "took", time.Since(start))
 	})
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if !s.wrote {
-		s.status, s.wrote = code, true
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	s.wrote = true
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection (flushes and
-// deadlines of the event stream).
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // ready answers 200 when both APIs are ready, else 503 naming the first
 // that is not.
