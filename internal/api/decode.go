@@ -52,6 +52,20 @@ func Decode[T any](w http.ResponseWriter, r *http.Request, max int64) (T, error)
 	return v, nil
 }
 
+// Validator is a request body that can check itself, returning a
+// validation problem (see Invalid) or nil.
+type Validator interface{ Validate() error }
+
+// DecodeValid decodes a request body strictly (see Decode) with the default
+// size limit, then validates it.
+func DecodeValid[T Validator](w http.ResponseWriter, r *http.Request) (T, error) {
+	v, err := Decode[T](w, r, 0)
+	if err != nil {
+		return v, err
+	}
+	return v, v.Validate()
+}
+
 // Unmarshal is Decode's strict JSON step on bytes already read, kept apart so
 // fuzz tests can reach it without HTTP.
 func Unmarshal(body []byte, v any) error {

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -22,6 +23,16 @@ func CheckText(problems map[string]string, ptr, s string, maxRunes, maxBytes int
 	case strings.IndexFunc(s, badControl) >= 0:
 		problems[ptr] = "must not contain control characters"
 	}
+}
+
+// Now returns the time from clock (time.Now when nil) in UTC, truncated to
+// the millisecond, which is all MongoDB keeps: a value a handler returns is
+// then exactly what a later read gives back, whichever store holds it.
+func Now(clock func() time.Time) time.Time {
+	if clock == nil {
+		clock = time.Now
+	}
+	return clock().UTC().Truncate(time.Millisecond)
 }
 
 func badControl(r rune) bool {

@@ -49,12 +49,7 @@ func (h *Handler) Register(rt *api.Router) {
 	rt.HandleFunc("DELETE /comments/{id}", auth(h.delete))
 }
 
-func (h *Handler) now() time.Time {
-	if h.Now != nil {
-		return h.Now().UTC().Truncate(time.Millisecond)
-	}
-	return time.Now().UTC().Truncate(time.Millisecond)
-}
+func (h *Handler) now() time.Time { return api.Now(h.Now) }
 
 // NewComment is the body of POST /comments.
 type NewComment struct {
@@ -89,10 +84,7 @@ func (p PatchComment) Validate() error {
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
-	in, err := api.Decode[NewComment](w, r, 0)
-	if err == nil {
-		err = in.Validate()
-	}
+	in, err := api.DecodeValid[NewComment](w, r)
 	if err != nil {
 		api.WriteError(w, r, h.Log, err)
 		return
@@ -131,10 +123,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}
-	in, err := api.Decode[PatchComment](w, r, 0)
-	if err == nil {
-		err = in.Validate()
-	}
+	in, err := api.DecodeValid[PatchComment](w, r)
 	if err != nil {
 		api.WriteError(w, r, h.Log, err)
 		return

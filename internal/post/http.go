@@ -47,12 +47,7 @@ func (h *Handler) Register(rt *api.Router) {
 	rt.HandleFunc("DELETE /posts/{id}", auth(h.delete))
 }
 
-func (h *Handler) now() time.Time {
-	if h.Now != nil {
-		return h.Now().UTC().Truncate(time.Millisecond)
-	}
-	return time.Now().UTC().Truncate(time.Millisecond)
-}
+func (h *Handler) now() time.Time { return api.Now(h.Now) }
 
 // NewPost is the body of POST /posts.
 type NewPost struct {
@@ -90,10 +85,7 @@ func (p PatchPost) Validate() error {
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
-	in, err := api.Decode[NewPost](w, r, 0)
-	if err == nil {
-		err = in.Validate()
-	}
+	in, err := api.DecodeValid[NewPost](w, r)
 	if err != nil {
 		api.WriteError(w, r, h.Log, err)
 		return
@@ -150,10 +142,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}
-	in, err := api.Decode[PatchPost](w, r, 0)
-	if err == nil {
-		err = in.Validate()
-	}
+	in, err := api.DecodeValid[PatchPost](w, r)
 	if err != nil {
 		api.WriteError(w, r, h.Log, err)
 		return
