@@ -269,7 +269,7 @@ func requireSurvived(t *testing.T, posts, comments, id string) {
 func TestServeWalkthroughAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	pp, cp := freePort(t), freePort(t)
-	env := []string{fmt.Sprintf("PORT=%d", pp), fmt.Sprintf("COMMENTS_PORT=%d", cp), "BLOG_DATA_DIR=" + filepath.Join(dir, "data")}
+	env := []string{fmt.Sprintf("PORT=%d", pp), fmt.Sprintf("COMMENTS_PORT=%d", cp), fmt.Sprintf("WEB_PORT=%d", freePort(t)), "BLOG_DATA_DIR=" + filepath.Join(dir, "data")}
 	posts, comments := fmt.Sprintf("http://127.0.0.1:%d", pp), fmt.Sprintf("http://127.0.0.1:%d", cp)
 
 	p := start(t, dir, env) // no subcommand: serve, as `go run ./cmd/blog` does
@@ -338,7 +338,7 @@ func TestSeedDotEnvAndBadInput(t *testing.T) {
 	pp, cp := freePort(t), freePort(t)
 	// The seed keeps its settings in .env; the binary reads it from its
 	// working directory.
-	dotenv := fmt.Sprintf("PORT=%d\nCOMMENTS_PORT=%d\nBLOG_DATA_DIR=%s\n", pp, cp, filepath.Join(dir, "data"))
+	dotenv := fmt.Sprintf("PORT=%d\nCOMMENTS_PORT=%d\nWEB_PORT=%d\nBLOG_DATA_DIR=%s\n", pp, cp, freePort(t), filepath.Join(dir, "data"))
 	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(dotenv), 0o600); err != nil {
 		t.Fatal(err)
 	}

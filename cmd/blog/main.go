@@ -26,8 +26,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"blog/internal/api"
 	"blog/internal/changes"
 	"blog/internal/comment"
@@ -123,7 +121,6 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		ready   []func() bool           // must hold before serving
 	)
 	reg := metrics.New()
-	holder := holderName()
 	// Live event streams end when shutdown begins, so Shutdown need not
 	// wait for them; consumers end after the servers have drained.
 	eventsCtx, stopEvents := context.WithCancel(context.WithoutCancel(ctx))
@@ -132,7 +129,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 	if cmd == "serve" || cmd == "posts" {
 		plog := log.With("service", "posts")
 		commentSync := post.NewCommentSync(st.posts, st.commentFeed, plog)
-		commentSync.Lease, commentSync.Holder = st.leases, holder
+		commentSync.Lease, commentSync.Holder = st.leases, holderName(cfg.Host, cfg.PostsPort)
 		reg.Consumer(commentSync.Name, commentSync.Stats)
 		// Serve only once the sync has its starting point (or is a standby
 		// replica), so no comment written through this process precedes it.
@@ -152,7 +149,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		clog := log.With("service", "comments")
 		cascade := &changes.Consumer[post.Post]{
 			Name: CascadeConsumer, Feed: st.postFeed, Sink: st.cascade, Log: clog,
-			Lease: st.leases, Holder: holder,
+			Lease: st.leases, Holder: holderName(cfg.Host, cfg.CommentsPort),
 		}
 		reg.Consumer(cascade.Name, cascade.Stats)
 		workers = append(workers, func(ctx context.Context) { _ = cascade.Run(ctx) })
@@ -290,10 +287,16 @@ func running(ok func() bool) api.Probe {
 	}
 }
 
-// holderName names this process among replicas holding leases.
-func holderName() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), bson.NewObjectID().Hex()[18:])
+// holderName names a replica for leases by its host and service port. Two
+// live processes cannot listen on the same address, so the name is unique
+// among the living; and a replica restarted after a crash is recognised as
+// the lease's holder and resumes at once instead of waiting out the TTL.
+func holderName(host string, port int) string {
+	name, _ := os.Hostname()
+	if port == 0 { // a port chosen by the system: only the process is unique
+		return fmt.Sprintf("%s/pid-%d", name, os.Getpid())
+	}
+	return fmt.Sprintf("%s/%s", name, net.JoinHostPort(host, strconv.Itoa(port)))
 }
 
 // prune trims the embedded change log to its retention every minute. A
