@@ -72,7 +72,10 @@ var (
 //     replayed event changes nothing), and commentCount counts it once. The
 //     post keeps only its embedLimit latest comments by (createdAt, _id),
 //     stored oldest first as the seed shows them.
-//   - update: the embedded copy, if any, takes the new text and updatedAt.
+//   - update: the comment's copy takes the new text and updatedAt; an
+//     update whose copy does not exist yet (its insert was never seen)
+//     creates and counts it, if the event carries the document and the
+//     post exists; an update without a document changes nothing.
 //   - delete: the comment is removed and no longer counted; when it was
 //     embedded, the next older comment of the post takes its place.
 //   - an event for a post that does not exist (deleted meanwhile) is a no-op.

@@ -29,34 +29,42 @@ func (c *cascade) Checkpoint(ctx context.Context, consumer string) (changes.Toke
 	return c.db.checkpoint(ctx, consumer)
 }
 
-// Apply deletes the comments of every post the batch deletes, and saves the
-// checkpoint, in one transaction; inserts and updates of posts concern the
-// comments service not at all. Deleting a post's comments again deletes
-// nothing, so a replayed batch is harmless.
+// Apply deletes the comments of every post the batch deletes, then saves
+// the checkpoint; inserts and updates of posts concern the comments service
+// not at all. The comments go in transactions of at most deleteChunk each
+// (see DB.deleteComments, which DeleteByPost shares), not in one: a post
+// may have a million comments, and one transaction deleting them all would
+// outlast MongoDB's transaction time limit and be retried, and fail, until
+// the consumer parked the post's delete with its comments still there.
+//
+// A comment is deleted only while its post does not exist, checked in each
+// chunk's transaction, so an event cannot delete the comments of a live
+// post. The checkpoint is saved last, in a small transaction of its own
+// under the fence: a crash or a timeout midway leaves the checkpoint before
+// the batch and the comments deleted so far deleted, and the replay deletes
+// the rest (deleting the comments of a post that is gone again deletes
+// nothing more). Every chunk's transaction checks the fence too, so a
+// consumer that lost its lease stops at the next chunk.
 func (c *cascade) Apply(ctx context.Context, consumer string, b changes.Batch[post.Post]) error {
+	if err := checkBatch(b); err != nil {
+		return fmt.Errorf("mongo: apply %d post events for %q: %w", len(b.Events), consumer, err)
+	}
+	fenced := func(ctx context.Context) error { return c.db.checkFence(ctx, consumer, b.Fence) }
 	for _, ev := range b.Events {
-		if ev.Err != nil {
-			return fmt.Errorf("mongo: apply %s of post %s: undecodable event: %w", ev.Op, ev.Key, ev.Err)
+		if ev.Op != changes.Delete {
+			continue
+		}
+		pid, ok := oid(ev.Key)
+		if !ok {
+			continue // no comment can name a post by an id that is no ObjectID
+		}
+		if _, err := c.db.deleteComments(ctx, pid, true, fenced); err != nil {
+			return fmt.Errorf("mongo: apply %d post events for %q: %w", len(b.Events), consumer, err)
 		}
 	}
 	err := c.db.b.WithTransaction(ctx, func(ctx context.Context) error {
-		if err := c.db.checkFence(ctx, consumer, b.Fence); err != nil {
+		if err := fenced(ctx); err != nil {
 			return err
-		}
-		for _, ev := range b.Events {
-			if ev.Op != changes.Delete {
-				continue
-			}
-			pid, ok := oid(ev.Key)
-			if !ok {
-				continue
-			}
-			if _, err := c.db.comments.deleteMany(ctx, bson.D{{Key: "postId", Value: pid}}); err != nil {
-				return fmt.Errorf("delete comments of post %s: %w", ev.Key, err)
-			}
-		}
-		if b.Token == nil {
-			return nil
 		}
 		return c.db.saveCheckpoint(ctx, consumer, b.Token, false)
 	})

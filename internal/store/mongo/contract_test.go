@@ -35,6 +35,9 @@ func stores(db *mongo.DB) storetest.Stores {
 		InjectMalformedComment: func(t *testing.T, postID string) string {
 			return mongotest.InjectMalformedComment(t, db, postID)
 		},
+		InjectMalformedCommentOnPost: func(t *testing.T, postID string) string {
+			return mongotest.InjectMalformedCommentOnPost(t, db, postID)
+		},
 		DeadLetters: func(ctx context.Context, consumer string) ([]storetest.Parked, error) {
 			ds, err := db.DeadLetters(ctx, consumer)
 			var out []storetest.Parked

@@ -69,6 +69,9 @@ type DB struct {
 	posts coll
 	// The other collections; see their names' constants.
 	comments, postComments, checkpoints, leases, deadLetters coll
+	// deleteChunk is how many comments one deleteComments transaction
+	// removes: defaultDeleteChunk, smaller in tests.
+	deleteChunk int
 }
 
 // New returns a DB over any Backend and makes sure the indexes the queries
@@ -96,6 +99,7 @@ func New(ctx context.Context, b Backend, opt Options) (*DB, error) {
 		checkpoints:  coll{b.Collection(checkpointsColl), checkpointsColl},
 		leases:       coll{b.Collection(leasesColl), leasesColl},
 		deadLetters:  coll{b.Collection(deadLettersColl), deadLettersColl},
+		deleteChunk:  defaultDeleteChunk,
 	}
 	if err := db.ensureSchema(ctx); err != nil {
 		return nil, err

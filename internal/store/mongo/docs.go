@@ -234,6 +234,54 @@ func find[T any](ctx context.Context, c coll, filter, sort any, limit int64) ([]
 	return out, nil
 }
 
+// list is find for the paths that serve a list to a client (a post's
+// comments, a page of posts): a document that does not decode into T, such
+// as one written by hand with a field of the wrong type, is logged and
+// skipped, as scan skips it in a rebuild, instead of failing every page
+// that holds it. The page is then topped up from the documents after it, so
+// that only the last page of a list can come back short: the HTTP API and
+// `blog verify` read a short page as the end of the list.
+func list[T any](ctx context.Context, db *DB, c coll, filter, sort bson.D, n int64) ([]T, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("list %s: limit %d, want > 0", c.name, n)
+	}
+	f, s, err := encode2(filter, sort)
+	if err != nil {
+		return nil, err
+	}
+	// Each round reads the same list from its start with a larger limit,
+	// rather than continuing after the last document read: that document may
+	// be the unreadable one, and a keyset filter built from its values would
+	// compare, by MongoDB's type bracketing, only with values of its types.
+	// read is how many documents the previous round saw, so each skipped
+	// document is logged once.
+	read := 0
+	for lim := n; ; lim *= 2 {
+		raws, err := c.c.Find(ctx, f, s, lim)
+		if err != nil {
+			return nil, fmt.Errorf("find in %s: %w", c.name, err)
+		}
+		out := make([]T, 0, n)
+		for i, raw := range raws {
+			var v T
+			if err := bson.Unmarshal(raw, &v); err != nil {
+				if i >= read {
+					db.log.Warn("list skips a document it cannot read", "collection", c.name,
+						"id", bson.Raw(raw).Lookup("_id").String(), "err", err)
+				}
+				continue
+			}
+			if out = append(out, v); int64(len(out)) == n {
+				return out, nil
+			}
+		}
+		if int64(len(raws)) < lim {
+			return out, nil // the list ends within this round
+		}
+		read = len(raws)
+	}
+}
+
 func (c coll) updateOne(ctx context.Context, filter, update any, upsert bool) (UpdateResult, error) {
 	f, u, err := encode2(filter, update)
 	if err != nil {

@@ -525,3 +525,59 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestListsSkipUnreadable checks a post written by hand with a badly typed
+// field is skipped by the posts list instead of failing every page that
+// holds it, and the page is topped up from the posts after it (a short
+// page ends a client's paging), whatever the page size; and that a comment
+// with a string _id on a good post does not break its listing either.
+func TestListsSkipUnreadable(t *testing.T) {
+	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	var want []string // newest first
+	for i := 5; i >= 0; i-- {
+		if i == 3 {
+			bad := v1bson.M{"_id": primitive.NewObjectID(), "title": 42, "content": "x", "comments": v1bson.A{},
+				"createdAt": primitive.NewDateTimeFromTime(at(i))}
+			if _, err := b.Database().Collection("posts").InsertOne(ctxFor(t), bad); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want = append(want, newPost(t, db, fmt.Sprint("p", i), at(i)).ID)
+	}
+	for _, size := range []int{1, 2, 3, 10} {
+		var got []string
+		q := page.Query{Limit: size}
+		for range 10 {
+			ps, err := db.Posts().List(ctxFor(t), q)
+			if err != nil {
+				t.Fatalf("pages of %d: %v", size, err)
+			}
+			for _, p := range ps {
+				got = append(got, p.ID)
+			}
+			if len(ps) < size {
+				break
+			}
+			c := ps[len(ps)-1].Cursor()
+			q.After = &c
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("pages of %d: %v, want %v", size, got, want)
+		}
+	}
+
+	pid, _ := primitive.ObjectIDFromHex(want[0])
+	handMade := v1bson.M{"_id": "hand-made", "postId": pid, "text": "x", "createdAt": primitive.NewDateTimeFromTime(at(1))}
+	if _, err := b.Database().Collection("comments").InsertOne(ctxFor(t), handMade); err != nil {
+		t.Fatal(err)
+	}
+	good := newComment(t, db, want[0], "good", at(2))
+	if cs, err := db.Comments().ListByPost(ctxFor(t), want[0], page.Query{Limit: 1}); err != nil || len(cs) != 1 || cs[0].ID != good.ID {
+		t.Errorf("comments %v, %v; want %s", cs, err, good.ID)
+	}
+	// DeleteByPost deletes it with the rest, whatever its _id.
+	if n, err := db.Comments().DeleteByPost(ctxFor(t), want[0]); err != nil || n != 2 {
+		t.Errorf("delete by post = %d, %v; want 2", n, err)
+	}
+}

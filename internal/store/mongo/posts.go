@@ -66,7 +66,9 @@ func (s *postStore) List(ctx context.Context, q page.Query) ([]post.Post, error)
 		filter = bson.D{}
 	}
 	sort := bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}
-	docs, err := find[postDoc](ctx, s.db.posts, filter, sort, limit(q))
+	// A post written by hand with a badly typed field is skipped (and
+	// logged), so it cannot make every page that holds it fail.
+	docs, err := list[postDoc](ctx, s.db, s.db.posts, filter, sort, limit(q))
 	if err != nil {
 		return nil, fmt.Errorf("mongo: list posts: %w", err)
 	}
@@ -164,12 +166,8 @@ func (db *DB) checkpoint(ctx context.Context, consumer string) (changes.Token, e
 // the transaction body more than once. Under a lease (b.Fence set) a batch
 // from a replica that has lost the lease is refused with changes.ErrFenced.
 func (s *postStore) Apply(ctx context.Context, consumer string, b changes.Batch[comment.Comment]) error {
-	for _, ev := range b.Events {
-		if ev.Err != nil {
-			// The consumer parks such events instead of applying them; one
-			// that gets here anyway fails loudly rather than vanishing.
-			return fmt.Errorf("mongo: apply %s of comment %s: undecodable event: %w", ev.Op, ev.Key, ev.Err)
-		}
+	if err := checkBatch(b); err != nil {
+		return fmt.Errorf("mongo: apply %d comment events for %q: %w", len(b.Events), consumer, err)
 	}
 	err := s.db.b.WithTransaction(ctx, func(ctx context.Context) error {
 		if err := s.db.checkFence(ctx, consumer, b.Fence); err != nil {
@@ -184,13 +182,33 @@ func (s *postStore) Apply(ctx context.Context, consumer string, b changes.Batch[
 		if err := pr.flush(ctx); err != nil {
 			return err
 		}
-		if b.Token == nil {
-			return nil
-		}
 		return s.db.saveCheckpoint(ctx, consumer, b.Token, false)
 	})
 	if err != nil {
 		return fmt.Errorf("mongo: apply %d comment events for %q: %w", len(b.Events), consumer, err)
+	}
+	return nil
+}
+
+// checkBatch refuses, before anything is written, a batch that neither
+// sink may apply:
+//
+//   - one with no token: there would be no position to save, and a consumer
+//     whose checkpoint does not move replays the batch forever, or, with
+//     no checkpoint yet, restarts at the feed's "now" and loses everything
+//     in between;
+//   - one with an undecodable event (Err set): applying the rest and
+//     checkpointing past it would lose that event silently. The consumer
+//     isolates and parks such events (DeadLetter) instead; one that gets
+//     here anyway fails loudly rather than vanishing.
+func checkBatch[T any](b changes.Batch[T]) error {
+	if len(b.Token) == 0 {
+		return errors.New("batch has no token")
+	}
+	for _, ev := range b.Events {
+		if ev.Err != nil {
+			return fmt.Errorf("%s of %s: undecodable event: %w", ev.Op, ev.Key, ev.Err)
+		}
 	}
 	return nil
 }
@@ -304,6 +322,17 @@ func (pr *projection) insert(ctx context.Context, ev changes.Event[comment.Comme
 	return nil
 }
 
+// update refreshes the comment's copy and its embedded copy, if embedded.
+// With no copy yet (the comment's insert came before this consumer's first
+// checkpoint, or before the position a rebuild started from) the update,
+// which carries the whole comment, copies, counts and embeds it as its
+// insert would have, provided its post exists.
+//
+// It cannot bring back a comment deleted earlier: in commit order a
+// comment's delete event comes after its updates, and undoes such a copy
+// when it is applied in turn; and an update event whose comment was gone
+// when the feed looked it up (fullDocument: updateLookup) carries no
+// document (Found false) and changes nothing here.
 func (pr *projection) update(ctx context.Context, ev changes.Event[comment.Comment]) error {
 	if !ev.Found {
 		// Deleted since (updateLookup found nothing): its delete event
@@ -320,8 +349,12 @@ func (pr *projection) update(ctx context.Context, ev changes.Event[comment.Comme
 	// The copy is kept current even when the comment is not embedded, so
 	// it shows the new text if a delete later brings it into the window.
 	d := commentDoc{ID: id, PostID: pid, Text: text, CreatedAt: ev.Doc.CreatedAt, UpdatedAt: at}
-	if _, err := pr.db.postComments.updateOne(ctx, idFilter(id), copyUpdate(d), false); err != nil {
+	r, err := pr.db.postComments.updateOne(ctx, idFilter(id), copyUpdate(d), false)
+	if err != nil {
 		return err
+	}
+	if r.Matched == 0 {
+		return pr.insert(ctx, ev)
 	}
 	st, err := pr.post(ctx, pid)
 	if err != nil || !st.exists {

@@ -28,14 +28,6 @@ var (
 	_ changes.DeadLetterer[post.Post] = (*cascadeStore)(nil)
 )
 
-// qDeleteOrphansChunk deletes up to a chunk of a post's comments, only if
-// the post does not exist: deleting is then right whatever event or sweep
-// asked for it, and a replay finds nothing more to delete.
-const qDeleteOrphansChunk = `DELETE FROM comments WHERE id IN (
-		SELECT id FROM comments WHERE post_id = ?1 LIMIT ?2)
-	AND NOT EXISTS (SELECT 1 FROM posts WHERE id = ?1)
-	RETURNING id`
-
 // qNextCommentedPost seeks the next post id, after ?, that has comments.
 const qNextCommentedPost = `SELECT post_id FROM comments WHERE post_id > ? ORDER BY post_id LIMIT 1`
 
@@ -47,15 +39,14 @@ func (s *cascadeStore) Checkpoint(ctx context.Context, consumer string) (changes
 
 // Apply deletes the comments of every post the batch deletes, in
 // transactions of at most a chunk of comments each (a post may have a
-// million), then saves the checkpoint. A crash in between leaves the
-// checkpoint before the batch, and the replay finishes the job: deleting
-// the comments of a post that does not exist is idempotent. Every
-// transaction checks the fence. Inserts and updates of posts need nothing.
+// million; see DB.deleteByPost, which DeleteByPost shares), deleting only
+// while the post does not exist; then it saves the checkpoint. A crash in
+// between leaves the checkpoint before the batch, and the replay finishes
+// the job: deleting the comments of a post that does not exist is
+// idempotent. Every transaction checks the fence. Inserts and updates of
+// posts need nothing.
 func (s *cascadeStore) Apply(ctx context.Context, consumer string, b changes.Batch[post.Post]) error {
-	if len(b.Token) == 0 {
-		return fmt.Errorf("sqlite: apply for %q: batch has no token", consumer)
-	}
-	if err := undecodable(b.Events); err != nil {
+	if err := checkBatch(b); err != nil {
 		return fmt.Errorf("sqlite: apply %d post events for %q: %w", len(b.Events), consumer, err)
 	}
 	for _, e := range b.Events {
@@ -63,7 +54,7 @@ func (s *cascadeStore) Apply(ctx context.Context, consumer string, b changes.Bat
 			continue
 		}
 		if _, err := s.db.deleteOrphans(ctx, consumer, b.Fence, e.Key); err != nil {
-			return fmt.Errorf("sqlite: apply %d post events for %q: delete comments of post %s: %w", len(b.Events), consumer, e.Key, err)
+			return fmt.Errorf("sqlite: apply %d post events for %q: %w", len(b.Events), consumer, err)
 		}
 	}
 	err := s.db.write(ctx, func(tx *sql.Tx) error {
@@ -79,55 +70,12 @@ func (s *cascadeStore) Apply(ctx context.Context, consumer string, b changes.Bat
 }
 
 // deleteOrphans deletes the comments of a post that does not exist, a chunk
-// per transaction under the fence, and returns how many it deleted.
+// per transaction under the consumer's fence, and returns how many it
+// deleted.
 func (db *DB) deleteOrphans(ctx context.Context, consumer string, fence int64, postID string) (int, error) {
-	total := 0
-	for {
-		n := 0
-		err := db.write(ctx, func(tx *sql.Tx) error {
-			if err := checkFence(ctx, tx, consumer, fence); err != nil {
-				return err
-			}
-			var err error
-			n, err = deleteOrphanChunk(ctx, tx, postID, db.deletesPerTx)
-			return err
-		})
-		if err != nil {
-			return total, err
-		}
-		total += n
-		if n < db.deletesPerTx {
-			return total, nil
-		}
-	}
-}
-
-// deleteOrphanChunk deletes up to limit comments of postID if that post
-// does not exist, logging each deletion, and returns how many it deleted.
-func deleteOrphanChunk(ctx context.Context, tx *sql.Tx, postID string, limit int) (int, error) {
-	rows, err := tx.QueryContext(ctx, qDeleteOrphansChunk, postID, limit)
-	if err != nil {
-		return 0, err
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	for _, id := range ids {
-		if err := appendChange(ctx, tx, collComments, changes.Delete, id, nil); err != nil {
-			return 0, err
-		}
-	}
-	return len(ids), nil
+	return db.deleteByPost(ctx, postID, true, func(tx *sql.Tx) error {
+		return checkFence(ctx, tx, consumer, fence)
+	})
 }
 
 // Rebuild deletes every comment whose post no longer exists (the deletes
@@ -161,7 +109,7 @@ func (db *DB) sweepOrphansChunk(ctx context.Context, tx *sql.Tx, after string) (
 		if err != nil {
 			return after, false, fmt.Errorf("seek comments after post %q: %w", after, err)
 		}
-		n, err := deleteOrphanChunk(ctx, tx, postID, budget)
+		n, err := deleteCommentsChunk(ctx, tx, postID, budget, true)
 		if err != nil {
 			return after, false, fmt.Errorf("delete comments of post %s: %w", postID, err)
 		}
@@ -190,7 +138,7 @@ func (db *DB) replayPostDeletes(ctx context.Context, consumer string, fence int6
 				continue
 			}
 			if _, err := db.deleteOrphans(ctx, consumer, fence, e.Key); err != nil {
-				return fmt.Errorf("delete comments of post %s: %w", e.Key, err)
+				return err
 			}
 		}
 		pos = next

@@ -32,10 +32,16 @@ const (
 		ORDER BY created_at, id LIMIT ?`
 	// qDeleteCommentsChunk deletes up to a chunk of a post's comments.
 	qDeleteCommentsChunk = `DELETE FROM comments WHERE id IN (
-		SELECT id FROM comments WHERE post_id = ? LIMIT ?) RETURNING id`
+		SELECT id FROM comments WHERE post_id = ?1 LIMIT ?2) RETURNING id`
+	// qDeleteOrphansChunk deletes up to a chunk of a post's comments, only
+	// if the post does not exist: the cascade's deletes.
+	qDeleteOrphansChunk = `DELETE FROM comments WHERE id IN (
+		SELECT id FROM comments WHERE post_id = ?1 LIMIT ?2)
+	AND NOT EXISTS (SELECT 1 FROM posts WHERE id = ?1)
+	RETURNING id`
 )
 
-// deleteChunk bounds how many comments one DeleteByPost transaction removes,
+// deleteChunk bounds how many comments one deleteByPost transaction removes,
 // so deleting a post with a million comments neither holds the write lock
 // for long nor loads every id at once.
 const deleteChunk = 1000
@@ -95,34 +101,32 @@ func (s *commentStore) Get(ctx context.Context, id string) (comment.Comment, err
 }
 
 // ListByPost reads a page of a post's comments, oldest first, seeking the
-// comments_post_created index to the cursor.
+// comments_post_created index to the cursor. A row it cannot read is
+// skipped and logged, and the page topped up (see readList), so one
+// comment written by hand with a badly typed value cannot make its post's
+// listing fail.
 func (s *commentStore) ListByPost(ctx context.Context, postID string, q page.Query) ([]comment.Comment, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = page.DefaultLimit
 	}
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	if q.After == nil {
-		rows, err = s.db.r.QueryContext(ctx, qListComments, postID, limit)
-	} else {
-		rows, err = s.db.r.QueryContext(ctx, qListCommentsAfter, postID, ms(q.After.At), q.After.ID, limit)
+	var after *sortKey
+	if q.After != nil {
+		after = &sortKey{at: ms(q.After.At), id: q.After.ID}
 	}
+	out, err := readList(s.db.log, listing[comment.Comment]{
+		what: "comments of post " + postID,
+		query: func(after *sortKey, limit int) (*sql.Rows, error) {
+			if after == nil {
+				return s.db.r.QueryContext(ctx, qListComments, postID, limit)
+			}
+			return s.db.r.QueryContext(ctx, qListCommentsAfter, postID, after.at, after.id, limit)
+		},
+		scan:  scanComment,
+		key:   func(c comment.Comment) sortKey { return sortKey{at: ms(c.CreatedAt), id: c.ID} },
+		atCol: 3, idCol: 0, // in commentCols
+	}, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list comments: %w", err)
-	}
-	defer rows.Close()
-	out := []comment.Comment{}
-	for rows.Next() {
-		c, err := scanComment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list comments: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list comments: %w", err)
 	}
 	return out, nil
@@ -171,46 +175,84 @@ func (s *commentStore) Delete(ctx context.Context, id string) (comment.Comment, 
 	return c, nil
 }
 
-// DeleteByPost removes a post's comments in chunks of deleteChunk, each
-// chunk's deletions logged in its own transaction (as MongoDB's deleteMany
-// logs one event per document). If it fails midway, calling it again
-// finishes the job.
+// DeleteByPost removes a post's comments in transactions of at most
+// deletesPerTx comments each; see DB.deleteByPost, which the cascade
+// shares. If it fails midway, calling it again finishes the job.
 func (s *commentStore) DeleteByPost(ctx context.Context, postID string) (int, error) {
+	n, err := s.db.deleteByPost(ctx, postID, false, nil)
+	if err != nil {
+		return n, fmt.Errorf("sqlite: delete comments of post: %w", err)
+	}
+	return n, nil
+}
+
+// deleteByPost deletes the comments of post postID, at most deletesPerTx
+// per transaction, each deletion logged on the comments feed in its
+// transaction (as MongoDB's deleteMany logs one event per document), and
+// returns how many it deleted. With orphansOnly it deletes only while the
+// post does not exist, checked by each chunk's statement: the cascade's
+// rule, which makes deleting right whatever event or sweep asked for it.
+// guard, when set, runs first in each transaction; the cascade checks its
+// fence there, so a consumer that lost its lease stops at the next chunk.
+//
+// Chunks are committed one by one, so a failure midway leaves some
+// comments deleted and the rest in place; calling it again finishes the
+// job, and calling it when nothing is left deletes nothing.
+func (db *DB) deleteByPost(ctx context.Context, postID string, orphansOnly bool, guard func(tx *sql.Tx) error) (int, error) {
 	total := 0
 	for {
-		var ids []string
-		err := s.db.write(ctx, func(tx *sql.Tx) error {
-			rows, err := tx.QueryContext(ctx, qDeleteCommentsChunk, postID, s.db.deletesPerTx)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				ids = append(ids, id)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			for _, id := range ids {
-				if err := appendChange(ctx, tx, collComments, changes.Delete, id, nil); err != nil {
+		n := 0
+		err := db.write(ctx, func(tx *sql.Tx) error {
+			if guard != nil {
+				if err := guard(tx); err != nil {
 					return err
 				}
 			}
-			return nil
+			var err error
+			n, err = deleteCommentsChunk(ctx, tx, postID, db.deletesPerTx, orphansOnly)
+			return err
 		})
 		if err != nil {
-			return total, fmt.Errorf("sqlite: delete comments of post: %w", err)
+			return total, fmt.Errorf("delete comments of post %s after %d: %w", postID, total, err)
 		}
-		total += len(ids)
-		if len(ids) < s.db.deletesPerTx {
+		total += n
+		if n < db.deletesPerTx {
 			return total, nil
 		}
 	}
+}
+
+// deleteCommentsChunk deletes up to limit comments of post postID in tx (if
+// orphansOnly, only if that post does not exist), logging each deletion,
+// and returns how many it deleted.
+func deleteCommentsChunk(ctx context.Context, tx *sql.Tx, postID string, limit int, orphansOnly bool) (int, error) {
+	q := qDeleteCommentsChunk
+	if orphansOnly {
+		q = qDeleteOrphansChunk
+	}
+	rows, err := tx.QueryContext(ctx, q, postID, limit)
+	if err != nil {
+		return 0, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if err := appendChange(ctx, tx, collComments, changes.Delete, id, nil); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
 }
 
 // Ping checks that the file is readable.

@@ -168,3 +168,37 @@ func (db *DB) InjectMalformedComment(ctx context.Context, postID string) (string
 	}
 	return id, nil
 }
+
+// InjectMalformedCommentOnPost is InjectMalformedComment's variant that
+// does belong to post postID: a comments row of that post, and its insert
+// on the change log, whose createdAt is now plus half a millisecond, a
+// fraction (as a script computing it in floating point might write it),
+// which SQLite keeps as a REAL in the INTEGER column. So, unlike
+// InjectMalformedComment's, it sorts among the post's comments created
+// around now, and every listing of them reads it (and must skip it rather
+// than fail); its change event arrives with Err set; rebuilds leave it out;
+// and the post's deletion deletes it with the rest. It returns the
+// comment's id.
+//
+// It exists for fault-injection tests; the services never call it.
+func (db *DB) InjectMalformedCommentOnPost(ctx context.Context, postID string) (string, error) {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	created := float64(ms(time.Now())) + 0.5
+	doc := fmt.Sprintf(`{"_id":%q,"postId":%q,"text":"malformed","createdAt":%.1f}`, id, postID, created)
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO comments (id, post_id, text, created_at) VALUES (?, ?, 'malformed', ?)`, id, postID, created); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO changelog (collection, op, doc_id, doc, at) VALUES (?, 'insert', ?, ?, ?)`,
+			collComments, id, doc, ms(time.Now()))
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("sqlite: inject malformed comment: %w", err)
+	}
+	return id, nil
+}

@@ -22,6 +22,7 @@ func TestQueryPlans(t *testing.T) {
 		{"list-posts", qListPosts, []any{20}, "SCAN posts USING INDEX posts_created"},
 		{"list-posts-after", qListPostsAfter, []any{1, "a", 20}, ""},
 		{"embedded", qEmbedded, []any{"a", 50}, ""},
+		{"embedded-before", qEmbeddedBefore, []any{"a", 1, "a", 50}, ""},
 		{"create-comment", qCreateComment, []any{"a", "p", "t", 1, nil, "p"}, ""},
 		{"list-comments", qListComments, []any{"a", 20}, ""},
 		{"list-comments-after", qListCommentsAfter, []any{"a", 1, "a", 20}, ""},

@@ -34,6 +34,11 @@ const (
 	// post_comments_post_created and reads back limit entries.
 	qEmbedded = `SELECT comment_id, text, created_at, updated_at FROM post_comments
 		WHERE post_id = ? ORDER BY created_at DESC, comment_id DESC LIMIT ?`
+	// qEmbeddedBefore reads on from a copy qEmbedded skipped (see
+	// embedded), seeking the same index.
+	qEmbeddedBefore = `SELECT comment_id, text, created_at, updated_at FROM post_comments
+		WHERE post_id = ? AND (created_at, comment_id) < (?, ?)
+		ORDER BY created_at DESC, comment_id DESC LIMIT ?`
 )
 
 func scanPost(sc scanner) (post.Post, error) {
@@ -52,31 +57,40 @@ func scanPost(sc scanner) (post.Post, error) {
 // embedded reads the comments post id embeds: its limit latest by
 // (created_at, comment_id), oldest first. It seeks the end of the post's
 // range in post_comments_post_created and reads back limit entries, so its
-// cost does not grow with the post's comment count.
-func embedded(ctx context.Context, q querier, id string, limit int) ([]post.Comment, error) {
-	rows, err := q.QueryContext(ctx, qEmbedded, id, limit)
+// cost does not grow with the post's comment count. A copy it cannot read
+// is skipped and logged, and the next older one embedded in its place (see
+// readList), so one bad row cannot make the post, or a page of posts, fail.
+func (db *DB) embedded(ctx context.Context, q querier, id string) ([]post.Comment, error) {
+	out, err := readList(db.log, listing[post.Comment]{
+		what: "embedded comments of post " + id,
+		query: func(after *sortKey, limit int) (*sql.Rows, error) {
+			if after == nil {
+				return q.QueryContext(ctx, qEmbedded, id, limit)
+			}
+			return q.QueryContext(ctx, qEmbeddedBefore, id, after.at, after.id, limit)
+		},
+		scan:  scanEmbedded,
+		key:   func(c post.Comment) sortKey { return sortKey{at: ms(c.CreatedAt), id: c.ID} },
+		atCol: 2, idCol: 0,
+	}, nil, db.embedLimit)
 	if err != nil {
-		return nil, fmt.Errorf("read embedded comments: %w", err)
-	}
-	defer rows.Close()
-	out := []post.Comment{}
-	for rows.Next() {
-		var (
-			c       post.Comment
-			created int64
-			updated sql.NullInt64
-		)
-		if err := rows.Scan(&c.ID, &c.Text, &created, &updated); err != nil {
-			return nil, fmt.Errorf("read embedded comments: %w", err)
-		}
-		c.CreatedAt, c.UpdatedAt = fromMS(created), fromOptMS(updated)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read embedded comments: %w", err)
 	}
 	slices.Reverse(out)
 	return out, nil
+}
+
+func scanEmbedded(sc scanner) (post.Comment, error) {
+	var (
+		c       post.Comment
+		created int64
+		updated sql.NullInt64
+	)
+	if err := sc.Scan(&c.ID, &c.Text, &created, &updated); err != nil {
+		return post.Comment{}, err
+	}
+	c.CreatedAt, c.UpdatedAt = fromMS(created), fromOptMS(updated)
+	return c, nil
 }
 
 // loadPost reads a post with its embedded comments, in q's snapshot.
@@ -88,7 +102,7 @@ func (db *DB) loadPost(ctx context.Context, q querier, id string) (post.Post, er
 	if err != nil {
 		return post.Post{}, err
 	}
-	if p.Comments, err = embedded(ctx, q, id, db.embedLimit); err != nil {
+	if p.Comments, err = db.embedded(ctx, q, id); err != nil {
 		return post.Post{}, err
 	}
 	return p, nil
@@ -132,44 +146,41 @@ func (s *postStore) Get(ctx context.Context, id string) (post.Post, error) {
 }
 
 // List reads a page of posts, newest first, seeking posts_created to the
-// cursor, then each post's embedded comments, all in one snapshot.
+// cursor, then each post's embedded comments, all in one snapshot. A post
+// row it cannot read is skipped and logged, and the page topped up (see
+// readList).
 func (s *postStore) List(ctx context.Context, q page.Query) ([]post.Post, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = page.DefaultLimit
 	}
+	var after *sortKey
+	if q.After != nil {
+		after = &sortKey{at: ms(q.After.At), id: q.After.ID}
+	}
 	var out []post.Post
 	err := s.db.read(ctx, func(tx *sql.Tx) error {
-		var (
-			rows *sql.Rows
-			err  error
-		)
-		if q.After == nil {
-			rows, err = tx.QueryContext(ctx, qListPosts, limit)
-		} else {
-			rows, err = tx.QueryContext(ctx, qListPostsAfter, ms(q.After.At), q.After.ID, limit)
-		}
+		var err error
+		out, err = readList(s.db.log, listing[post.Post]{
+			what: "posts",
+			query: func(after *sortKey, limit int) (*sql.Rows, error) {
+				if after == nil {
+					return tx.QueryContext(ctx, qListPosts, limit)
+				}
+				return tx.QueryContext(ctx, qListPostsAfter, after.at, after.id, limit)
+			},
+			scan:  scanPost,
+			key:   func(p post.Post) sortKey { return sortKey{at: ms(p.CreatedAt), id: p.ID} },
+			atCol: 4, idCol: 0, // in postCols
+		}, after, limit)
 		if err != nil {
-			return err
-		}
-		out = make([]post.Post, 0, min(limit, page.MaxLimit))
-		for rows.Next() {
-			p, err := scanPost(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			out = append(out, p)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		// One bounded index read per post: a page is at most page.MaxLimit
 		// posts, and each read costs the same however many comments a post
 		// has, where a join would walk all of them.
 		for i := range out {
-			if out[i].Comments, err = embedded(ctx, tx, out[i].ID, s.db.embedLimit); err != nil {
+			if out[i].Comments, err = s.db.embedded(ctx, tx, out[i].ID); err != nil {
 				return err
 			}
 		}

@@ -45,8 +45,22 @@ func saveCheckpoint(ctx context.Context, tx *sql.Tx, consumer string, tok change
 	return nil
 }
 
-// undecodable returns an error naming the batch's first event that carries
-// no usable document because it could not be decoded.
+// checkBatch refuses, before anything is written, a batch that neither
+// sink may apply: one with no token (saving no position would restart the
+// consumer at "now" and lose everything in between), or one with an
+// undecodable event (see undecodable).
+func checkBatch[T any](b changes.Batch[T]) error {
+	if len(b.Token) == 0 {
+		return errors.New("batch has no token")
+	}
+	return undecodable(b.Events)
+}
+
+// undecodable returns an error naming the first event that carries no
+// usable document because it could not be decoded. A batch holding one is
+// refused whole: applying the rest and checkpointing past it would lose it
+// silently. The consumer never sends one (it isolates and parks such events
+// with DeadLetter); this is defence in depth.
 func undecodable[T any](evs []changes.Event[T]) error {
 	for _, e := range evs {
 		if e.Err != nil {
@@ -61,10 +75,8 @@ func undecodable[T any](evs []changes.Event[T]) error {
 // the whole batch applied and checkpointed or none of it.
 //
 // The transaction first checks the fence (see checkFence), so a replica that
-// lost its lease writes nothing. A batch with an undecodable event (Err set)
-// is refused whole: applying the rest and checkpointing past it would lose
-// the event silently. The consumer never sends one (it isolates and parks
-// such events with DeadLetter); this is defence in depth.
+// lost its lease writes nothing. A batch with no token, or with an
+// undecodable event (Err set), is refused whole (see checkBatch).
 //
 // Each event is idempotent on its own: a copy is inserted only if absent
 // (and only then counted), updated only if different, and deleted (and
@@ -72,12 +84,7 @@ func undecodable[T any](evs []changes.Event[T]) error {
 // from a checkpoint, gives the same read model. Each post the batch changed
 // is logged once, as it is after the batch, on the posts feed.
 func (s *postStore) Apply(ctx context.Context, consumer string, b changes.Batch[comment.Comment]) error {
-	if len(b.Token) == 0 {
-		// Saving no position would restart the consumer at "now" and lose
-		// everything in between: refuse, loudly.
-		return fmt.Errorf("sqlite: apply for %q: batch has no token", consumer)
-	}
-	if err := undecodable(b.Events); err != nil {
+	if err := checkBatch(b); err != nil {
 		return fmt.Errorf("sqlite: apply %d comment events for %q: %w", len(b.Events), consumer, err)
 	}
 	err := s.db.write(ctx, func(tx *sql.Tx) error {
@@ -96,8 +103,12 @@ func (s *postStore) Apply(ctx context.Context, consumer string, b changes.Batch[
 }
 
 // applyComments applies comment events in tx and logs each post they
-// changed, once, on the posts feed.
+// changed, once, on the posts feed. It refuses events that could not be
+// decoded: with no document to apply, skipping one here would lose it.
 func (db *DB) applyComments(ctx context.Context, tx *sql.Tx, evs []changes.Event[comment.Comment]) error {
+	if err := undecodable(evs); err != nil {
+		return err
+	}
 	a := applier{ctx: ctx, tx: tx}
 	for _, e := range evs {
 		if err := a.apply(e); err != nil {
@@ -155,11 +166,6 @@ func (a *applier) touch(postID string) {
 }
 
 func (a *applier) apply(e changes.Event[comment.Comment]) error {
-	if e.Err != nil {
-		// No document to apply; the consumer retries and parks such
-		// events. Skipping it here would lose it silently.
-		return fmt.Errorf("cannot be decoded: %w", e.Err)
-	}
 	switch e.Op {
 	case changes.Insert:
 		if !e.Found {
@@ -198,7 +204,9 @@ func (a *applier) insert(id string, c comment.Comment) error {
 
 // update refreshes a copy's text, or inserts the copy when it is missing
 // (its insert came before the consumer's first checkpoint), so an edit
-// always shows, embedded now or back-filled later.
+// always shows, embedded now or back-filled later. Inserting cannot bring
+// back a comment deleted earlier: in commit order a comment's delete comes
+// after its updates and undoes such a copy when it is applied in turn.
 func (a *applier) update(id string, c comment.Comment) error {
 	var postID string
 	err := a.tx.QueryRowContext(a.ctx, qUpdateCopy,

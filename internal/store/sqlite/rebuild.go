@@ -260,19 +260,28 @@ func (db *DB) rebuildPostsChunk(ctx context.Context, tx *sql.Tx, after string) (
 	return last, len(ids) < db.rebuildPosts, nil
 }
 
+// readable is the condition, on a comments row c, that ListByPost can read
+// it: SQLite keeps a value of the wrong type as it was given (a created_at
+// written by hand as text, or as a fraction), and the rebuild leaves out
+// what the listings skip (see readList), as the MongoDB adapter's rebuild
+// does, so a post's commentCount and embedded comments agree with its
+// listed comments.
+const readable = `typeof(c.created_at) = 'integer' AND typeof(c.updated_at) IN ('integer', 'null')`
+
 // The rebuild's statements over the posts with ids in [?1, ?2]: each walks
 // a range of an index on post id, probing the other table by primary key.
 const (
-	// qSyncDeleteStale drops copies whose comment is gone.
+	// qSyncDeleteStale drops copies whose comment is gone (or unreadable).
 	qSyncDeleteStale = `DELETE FROM post_comments
 		WHERE post_id BETWEEN ?1 AND ?2 AND NOT EXISTS (
-			SELECT 1 FROM comments c WHERE c.id = post_comments.comment_id AND c.post_id = post_comments.post_id)
+			SELECT 1 FROM comments c WHERE c.id = post_comments.comment_id AND c.post_id = post_comments.post_id
+				AND ` + readable + `)
 		RETURNING post_id`
 	// qSyncUpdateChanged refreshes copies that differ from their comment.
 	qSyncUpdateChanged = `UPDATE post_comments
 		SET text = c.text, created_at = c.created_at, updated_at = c.updated_at
 		FROM comments c
-		WHERE c.id = post_comments.comment_id AND post_comments.post_id BETWEEN ?1 AND ?2
+		WHERE c.id = post_comments.comment_id AND post_comments.post_id BETWEEN ?1 AND ?2 AND ` + readable + `
 			AND (post_comments.text IS NOT c.text OR post_comments.created_at IS NOT c.created_at
 				OR post_comments.updated_at IS NOT c.updated_at)
 		RETURNING post_comments.post_id`
@@ -280,7 +289,7 @@ const (
 	// copy.
 	qSyncInsertMissing = `INSERT INTO post_comments (comment_id, post_id, text, created_at, updated_at)
 		SELECT c.id, c.post_id, c.text, c.created_at, c.updated_at FROM comments c
-		WHERE c.post_id BETWEEN ?1 AND ?2
+		WHERE c.post_id BETWEEN ?1 AND ?2 AND ` + readable + `
 			AND EXISTS (SELECT 1 FROM posts p WHERE p.id = c.post_id)
 			AND NOT EXISTS (SELECT 1 FROM post_comments pc WHERE pc.comment_id = c.id)
 		ON CONFLICT (comment_id) DO NOTHING

@@ -41,24 +41,25 @@ func openTest(t testing.TB, dir string, opt Options) *DB {
 
 func stores(db *DB) storetest.Stores {
 	return storetest.Stores{
-		Posts:                  db.Posts(),
-		Comments:               db.Comments(),
-		CommentFeed:            db.CommentFeed(),
-		PostFeed:               db.PostFeed(),
-		EmbedLimit:             db.embedLimit,
-		Leases:                 db.Leases(),
-		Cascade:                db.PostCascade(),
-		InjectMalformedComment: injector(db),
-		DeadLetters:            deadLetters(db),
+		Posts:                        db.Posts(),
+		Comments:                     db.Comments(),
+		CommentFeed:                  db.CommentFeed(),
+		PostFeed:                     db.PostFeed(),
+		EmbedLimit:                   db.embedLimit,
+		Leases:                       db.Leases(),
+		Cascade:                      db.PostCascade(),
+		InjectMalformedComment:       injector(db.InjectMalformedComment),
+		InjectMalformedCommentOnPost: injector(db.InjectMalformedCommentOnPost),
+		DeadLetters:                  deadLetters(db),
 	}
 }
 
 // injector and deadLetters adapt the store's test and operator helpers to
 // the contract suite's hooks.
-func injector(db *DB) func(t *testing.T, postID string) string {
+func injector(inject func(ctx context.Context, postID string) (string, error)) func(t *testing.T, postID string) string {
 	return func(t *testing.T, postID string) string {
 		t.Helper()
-		id, err := db.InjectMalformedComment(context.Background(), postID)
+		id, err := inject(context.Background(), postID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,15 +95,16 @@ func TestContractTwoProcesses(t *testing.T) {
 		dir := t.TempDir()
 		a, b := openTest(t, dir, testOptions), openTest(t, dir, testOptions)
 		return storetest.Stores{
-			Posts:                  a.Posts(),
-			Comments:               b.Comments(),
-			CommentFeed:            b.CommentFeed(),
-			PostFeed:               a.PostFeed(),
-			EmbedLimit:             testOptions.EmbedLimit,
-			Leases:                 a.Leases(),
-			Cascade:                b.PostCascade(),
-			InjectMalformedComment: injector(b),
-			DeadLetters:            deadLetters(a),
+			Posts:                        a.Posts(),
+			Comments:                     b.Comments(),
+			CommentFeed:                  b.CommentFeed(),
+			PostFeed:                     a.PostFeed(),
+			EmbedLimit:                   testOptions.EmbedLimit,
+			Leases:                       a.Leases(),
+			Cascade:                      b.PostCascade(),
+			InjectMalformedComment:       injector(b.InjectMalformedComment),
+			InjectMalformedCommentOnPost: injector(b.InjectMalformedCommentOnPost),
+			DeadLetters:                  deadLetters(a),
 		}
 	})
 }
@@ -678,5 +680,88 @@ func TestConcurrentFirstOpen(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatalf("concurrent first open: %v", err)
 		}
+	}
+}
+
+// TestListsSkipUnreadableRows: rows written by hand with a value SQLite
+// keeps in the wrong type (a created_at with a fraction of a millisecond,
+// stored as REAL) are skipped by the posts list and by a post's embedded
+// comments instead of failing them, and what they would have taken a
+// place of is topped up from the rows after them.
+func TestListsSkipUnreadableRows(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, t.TempDir(), testOptions) // embeds 3
+	t0 := now().Add(-time.Hour)
+	var want []string // newest first
+	for i := 5; i >= 0; i-- {
+		at := t0.Add(time.Duration(i) * time.Second)
+		if i == 3 {
+			if _, err := db.w.Exec(`INSERT INTO posts (id, title, content, created_at) VALUES (?, 'bad', 'x', ?)`,
+				id(), float64(ms(at))+0.5); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		p := post.Post{ID: id(), Title: fmt.Sprint("p", i), Content: "c", CreatedAt: at}
+		if err := db.Posts().Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p.ID)
+	}
+	for _, size := range []int{1, 2, 3, 10} {
+		var got []string
+		q := page.Query{Limit: size}
+		for range 10 {
+			ps, err := db.Posts().List(ctx, q)
+			if err != nil {
+				t.Fatalf("pages of %d: %v", size, err)
+			}
+			for _, p := range ps {
+				got = append(got, p.ID)
+			}
+			if len(ps) < size {
+				break
+			}
+			c := ps[len(ps)-1].Cursor()
+			q.After = &c
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("pages of %d: %v, want %v", size, got, want)
+		}
+	}
+
+	// A post's embedded comments: four applied copies, then a bad one
+	// that is the newest.
+	p := want[0]
+	h, _ := db.CommentFeed().Head(ctx)
+	var cs []comment.Comment
+	for i := range 4 {
+		c := comment.Comment{ID: id(), PostID: p, Text: fmt.Sprint("c", i), CreatedAt: t0.Add(time.Duration(i) * time.Second)}
+		if err := db.Comments().Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	evs := readUntil(t, openStreamT(t, db.CommentFeed(), h), 4)
+	if err := db.Posts().Apply(ctx, "posts", changes.Batch[comment.Comment]{Events: evs, Token: evs[3].Token}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.Exec(`INSERT INTO post_comments (comment_id, post_id, text, created_at) VALUES (?, ?, 'bad', ?)`,
+		id(), p, float64(ms(t0.Add(time.Minute)))+0.5); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Posts().Get(ctx, p)
+	if err != nil {
+		t.Fatalf("get the post: %v", err)
+	}
+	var ids []string
+	for _, c := range got.Comments {
+		ids = append(ids, c.ID)
+	}
+	if exp := []string{cs[1].ID, cs[2].ID, cs[3].ID}; !slices.Equal(ids, exp) {
+		t.Errorf("embedded %v, want the 3 latest readable %v", ids, exp)
+	}
+	if ps, err := db.Posts().List(ctx, page.Query{Limit: 1}); err != nil || len(ps) != 1 || len(ps[0].Comments) != 3 {
+		t.Errorf("list: %v, %v; want the post with 3 embedded comments", ps, err)
 	}
 }

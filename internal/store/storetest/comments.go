@@ -110,6 +110,53 @@ func RunComments(t *testing.T, open func(t *testing.T) Stores) {
 		}
 	})
 
+	t.Run("list-by-post-skips-malformed-comment", func(t *testing.T) {
+		// A comment written by hand with a badly typed field must not make
+		// its post's listing fail (GET /comments/{postId} would answer 500
+		// for good), nor end it early: clients and `blog verify` read a
+		// short page as the last one, so the page it would have been on is
+		// topped up from the comments after it.
+		s := open(t)
+		inject := needInjectOnPost(t, s)
+		p := createPost(t, s, "p", base())
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		var cs []comment.Comment
+		for i := range 3 {
+			cs = append(cs, createComment(t, s, p.ID, fmt.Sprint("before ", i), now.Add(time.Duration(i-3)*time.Minute)))
+		}
+		inject(t, p.ID) // created about now: among the others
+		for i := range 3 {
+			cs = append(cs, createComment(t, s, p.ID, fmt.Sprint("after ", i), now.Add(time.Duration(i+1)*time.Minute)))
+		}
+		for _, size := range []int{1, 2, 3, 4, 100} {
+			var got []comment.Comment
+			q := page.Query{Limit: size}
+			for n := 0; ; n++ {
+				if n > len(cs) {
+					t.Fatalf("pages of %d: paging did not end after %d pages", size, n)
+				}
+				pg, err := s.Comments.ListByPost(ctxFor(t), p.ID, q)
+				if err != nil {
+					t.Fatalf("pages of %d: list page %d: %v", size, n+1, err)
+				}
+				got = append(got, pg...)
+				if len(pg) < size {
+					break // a short page is the last, as the API reads it
+				}
+				c := pg[len(pg)-1].Cursor()
+				q.After = &c
+			}
+			sameIDs(t, fmt.Sprint("pages of ", size), commentIDs(got), commentIDs(cs))
+		}
+		// Nor does it break reading the post, or the posts.
+		if _, err := s.Posts.Get(ctxFor(t), p.ID); err != nil {
+			t.Errorf("get its post: %v", err)
+		}
+		if ps, err := s.Posts.List(ctxFor(t), page.Query{Limit: 10}); err != nil || len(ps) != 1 {
+			t.Errorf("list posts: %v, %v; want the post", postIDs(ps), err)
+		}
+	})
+
 	t.Run("list-by-post-unknown-post", func(t *testing.T) {
 		s := open(t)
 		p := createPost(t, s, "p", base())

@@ -211,6 +211,86 @@ func RunProjection(t *testing.T, open func(t *testing.T) Stores) {
 		checkCheckpoint(t, s, consumer, b.Token)
 	})
 
+	t.Run("projection-update-of-unseen-comment", func(t *testing.T) {
+		// An update event carries the whole comment, so one for a comment
+		// whose insert the read model never saw (it came before the
+		// consumer's first checkpoint, or before a rebuild's position)
+		// copies, counts and embeds it, once however often it is applied;
+		// as long as its post exists, and not when the comment's delete
+		// follows. An update whose comment was gone when the feed looked
+		// it up (Found false) changes nothing.
+		s := open(t)
+		p := createPost(t, s, "p", base())
+		gonePost := createPost(t, s, "gone", base())
+		c := createComment(t, s, p.ID, "unseen", base())
+		gone := createComment(t, s, p.ID, "unseen, then deleted", base().Add(time.Second))
+		orphan := createComment(t, s, gonePost.ID, "unseen, of a deleted post", base())
+		if err := s.Posts.Delete(ctxFor(t), gonePost.ID); err != nil {
+			t.Fatalf("delete post: %v", err)
+		}
+		h := head(t, s.CommentFeed)
+		at := base().Add(time.Hour)
+		c = updateComment(t, s, c.ID, "unseen, edited", at)
+		updateComment(t, s, gone.ID, "edited, then deleted", at)
+		deleteComment(t, s, gone.ID)
+		updateComment(t, s, orphan.ID, "edited, post gone", at)
+		b := batchSince(t, s, h, 4)
+		want := p
+		want.Comments, want.CommentCount = []post.Comment{post.Embed(c)}, 1
+		for i := range 2 {
+			apply(t, s, b)
+			checkPost(t, s, fmt.Sprint("applied ", i+1, " times"), want)
+		}
+		for i := range b.Events {
+			apply(t, s, changes.Batch[comment.Comment]{Events: b.Events[i : i+1], Token: b.Events[i].Token})
+		}
+		checkPost(t, s, "replayed one by one", want)
+		_, err := s.Posts.Get(ctxFor(t), gonePost.ID)
+		wantErr(t, "deleted post after an update of its comment", err, post.ErrNotFound)
+
+		lost := createComment(t, s, p.ID, "unseen, looked up too late", base().Add(2*time.Second))
+		ev := changes.Event[comment.Comment]{Op: changes.Update, Key: lost.ID, At: time.Now(), Token: b.Token}
+		apply(t, s, changes.Batch[comment.Comment]{Events: []changes.Event[comment.Comment]{ev}, Token: b.Token})
+		checkPost(t, s, "after an update without its document", want)
+	})
+
+	t.Run("apply-without-token", func(t *testing.T) {
+		// A batch with no position is refused whole, by both sinks, before
+		// it changes anything: there would be no checkpoint to save, and a
+		// consumer without one restarts at the feed's "now", losing what
+		// came in between.
+		s := open(t)
+		h := head(t, s.CommentFeed)
+		p := createPost(t, s, "p", base())
+		cs := []comment.Comment{createComment(t, s, p.ID, "c", base())}
+		b := batchSince(t, s, h, 1)
+		for _, tok := range []changes.Token{nil, {}} {
+			for _, evs := range [][]changes.Event[comment.Comment]{b.Events, nil} {
+				err := s.Posts.Apply(ctxFor(t), consumer, changes.Batch[comment.Comment]{Events: evs, Token: tok})
+				if err == nil {
+					t.Errorf("posts sink applied %d events with token %q", len(evs), tok)
+				}
+			}
+		}
+		checkPost(t, s, "after the refused batches", p)
+		checkCheckpoint(t, s, consumer, nil)
+
+		if s.Cascade == nil {
+			return
+		}
+		hp := head(t, s.PostFeed)
+		cs = append(cs, createComments(t, s, p.ID, 2)...)
+		pb := deleteBatch(t, s, hp, p.ID)
+		for _, tok := range []changes.Token{nil, {}} {
+			err := s.Cascade.Apply(ctxFor(t), cascadeConsumer, changes.Batch[post.Post]{Events: pb.Events, Token: tok})
+			if err == nil {
+				t.Errorf("cascade applied a batch with token %q", tok)
+			}
+		}
+		checkComments(t, s, p.ID, cs...)
+		checkSinkCheckpoint(t, s.Cascade, cascadeConsumer, nil)
+	})
+
 	t.Run("projection-several-posts-one-batch", func(t *testing.T) {
 		s := open(t)
 		h := head(t, s.CommentFeed)

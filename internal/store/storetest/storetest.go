@@ -70,6 +70,15 @@ type Stores struct {
 	// set), meant for the post postID, and returns its _id, the event's
 	// Key. It must not make any listing of postID's comments fail.
 	InjectMalformedComment func(t *testing.T, postID string) string
+	// InjectMalformedCommentOnPost is InjectMalformedComment's variant
+	// that belongs to post postID: it writes a comment straight into the
+	// database whose postId is postID's, valid, and whose createdAt is
+	// about now, but with another field of a type the store cannot decode
+	// (so its event has Err set too), and returns its _id. Every listing of
+	// postID's comments reads it and must skip it, neither failing nor
+	// coming back short before its end; rebuilds must leave it out; and the
+	// post's deletion must delete it with the rest.
+	InjectMalformedCommentOnPost func(t *testing.T, postID string) string
 	// DeadLetters lists what a consumer has parked, oldest first.
 	DeadLetters func(ctx context.Context, consumer string) ([]Parked, error)
 }

@@ -193,6 +193,33 @@ func RunSync(t *testing.T, open func(t *testing.T) Stores) {
 		wantErr(t, "unknown post after rebuilding it", err, post.ErrNotFound)
 	})
 
+	t.Run("rebuild-skips-malformed-comment", func(t *testing.T) {
+		// What the listings skip, the read model leaves out, so a post's
+		// commentCount and embedded comments agree with its listing (and
+		// `blog verify` finds no drift in it).
+		s := open(t)
+		inject := needInjectOnPost(t, s)
+		rb := rebuilder(t, s.Posts)
+		p := createPost(t, s, "p", base())
+		cs := createComments(t, s, p.ID, s.limit()+1)
+		inject(t, p.ID) // the newest, were it readable
+		want := p
+		want.Comments, want.CommentCount = latest(cs, s.limit()), len(cs)
+		if err := rb.Rebuild(ctxFor(t), consumer, head(t, s.CommentFeed), 0); err != nil {
+			t.Fatalf("rebuild: %v", err)
+		}
+		checkPost(t, s, "after rebuild", want)
+		checkConverged(t, s, "after rebuild", p.ID)
+		rp, ok := s.Posts.(post.Repairer)
+		if !ok {
+			t.Fatal("the posts store is not a post.Repairer")
+		}
+		if err := rp.RebuildPost(ctxFor(t), p.ID); err != nil {
+			t.Fatalf("rebuild post: %v", err)
+		}
+		checkPost(t, s, "after rebuilding the post", want)
+	})
+
 	t.Run("dead-letter-parks-and-advances", func(t *testing.T) {
 		s := open(t)
 		dl := deadLetterer[comment.Comment](t, s.Posts)
@@ -296,6 +323,14 @@ func checkRebuildTarget(t *testing.T, rb changes.Rebuilder, name string, want ch
 	if string(got) != string(want) {
 		t.Errorf("rebuild target of %s %q, want %q", name, got, want)
 	}
+}
+
+func needInjectOnPost(t *testing.T, s Stores) func(t *testing.T, postID string) string {
+	t.Helper()
+	if s.InjectMalformedCommentOnPost == nil {
+		t.Skip("the adapter provides no Stores.InjectMalformedCommentOnPost")
+	}
+	return s.InjectMalformedCommentOnPost
 }
 
 func needInject(t *testing.T, s Stores) func(t *testing.T, postID string) string {

@@ -386,3 +386,35 @@ func InjectMalformedComment(t testing.TB, db *mongo.DB, postID string) string {
 	}
 	return id.Hex()
 }
+
+// InjectMalformedCommentOnPost is InjectMalformedComment's variant that
+// does belong to post postID: its postId is the post's ObjectID, its
+// createdAt is now, and its text is the number 42, which the service
+// cannot decode. So, unlike InjectMalformedComment's, it is among the
+// documents a listing of postID's comments reads (which must skip it rather
+// than fail), its change event arrives with Err set, rebuilds skip it, and
+// the post's deletion deletes it with the rest. It returns the comment's
+// _id.
+func InjectMalformedCommentOnPost(t testing.TB, db *mongo.DB, postID string) string {
+	t.Helper()
+	pid, err := v2bson.ObjectIDFromHex(postID)
+	if err != nil {
+		t.Fatalf("mongotest: post id %q: %v", postID, err)
+	}
+	id := v2bson.NewObjectID()
+	doc, err := v2bson.Marshal(v2bson.D{
+		{Key: "_id", Value: id},
+		{Key: "postId", Value: pid},
+		{Key: "text", Value: int32(42)},
+		{Key: "createdAt", Value: time.Now().UTC().Truncate(time.Millisecond)},
+	})
+	if err != nil {
+		t.Fatalf("mongotest: encode malformed comment: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := db.Backend().Collection("comments").InsertOne(ctx, doc); err != nil {
+		t.Fatalf("mongotest: inject malformed comment: %v", err)
+	}
+	return id.Hex()
+}
