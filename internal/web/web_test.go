@@ -615,8 +615,16 @@ func TestNoAuthorPagesWithoutToken(t *testing.T) {
 func TestReady(t *testing.T) {
 	st := newStack(t, stackOptions{})
 	c := st.client(t)
-	if res := c.get("/readyz"); res.status != 200 {
-		t.Fatalf("readyz: %d", res.status)
+	// The APIs become ready once their change consumers run: poll.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		res := c.get("/readyz")
+		if res.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz: %d %s", res.status, res.body)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, bounded by the deadline
 	}
 	st.posts.stop()
 	if res := c.get("/readyz"); res.status != 503 || !strings.Contains(res.body, "posts service") {
