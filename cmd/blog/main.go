@@ -44,7 +44,7 @@ func main() {
 	}
 }
 
-const usage = `usage: blog [serve|posts|comments|web|verify] [flags]
+const usage = `usage: blog [serve|posts|comments|web|verify|bench] [flags]
 
   serve     run the posts, comments and web services in one process (default)
   posts     run the posts service alone (and its comment sync)
@@ -53,6 +53,7 @@ const usage = `usage: blog [serve|posts|comments|web|verify] [flags]
             and COMMENTS_URL
   verify    compare every post's embedded comments with the comments store;
             verify [flags] -repair  also rebuilds the drifted posts
+  bench     run the benchmark suite (blog bench -h for its flags)
 
 Flags (each also an environment variable; a .env file is read too):
 `
@@ -65,6 +66,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cmd, rest = rest[0], rest[1:]
 	}
 	switch cmd {
+	case "bench":
+		// The bench has flags of its own and starts its own system.
+		return benchCmd(ctx, rest, getenv, stdout, stderr)
 	case "serve", "posts", "comments", "web", "verify":
 	case "help":
 		fmt.Fprint(stdout, usage)

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"blog/internal/bench"
+)
+
+const benchUsage = `usage: blog bench [flags]
+
+Starts the services (this binary's serve) on a temp dir, seeds each dataset
+size, drives load through the HTTP API and prints a markdown table of
+throughput, latency, propagation lag and memory, with two baselines measured
+in the same run. Or, with -posts-url and -comments-url, measures running
+services as they are. It measures and reports; it never fails on speed.
+
+  blog bench                                  the full run: 1k, 100k, 1M comments
+  blog bench -quick                           a smoke run (CI): 1k, 1s per scenario
+  blog bench -chart docs/bench.png -json docs/bench.json
+
+Flags:
+`
+
+// benchCmd is `blog bench`: the benchmark suite (package bench). With
+// -bare-addr it is instead the read baseline's server, which the bench runs
+// from its own binary so the baseline gets a process of its own, as the
+// services do.
+func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("blog bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	var (
+		cfg      bench.Config
+		sizes    string
+		quick    bool
+		chart    string
+		jsonOut  string
+		bareAddr string
+		bareBody string
+		noBase   bool
+		only     string
+		token    = getenv("BLOG_API_TOKEN")
+		exe, _   = os.Executable()
+	)
+	fs.StringVar(&cfg.Binary, "bin", exe, "blog binary to start as `serve` on each dataset")
+	fs.StringVar(&cfg.PostsURL, "posts-url", "", "measure a running posts service at this URL instead (with -comments-url)")
+	fs.StringVar(&cfg.CommentsURL, "comments-url", "", "measure a running comments service at this URL instead (with -posts-url)")
+	fs.IntVar(&cfg.PID, "pid", 0, "with -posts-url: the running services' process id, to read their memory")
+	fs.StringVar(&cfg.Token, "token", token, "bearer token for writes to a running system (env BLOG_API_TOKEN)")
+	fs.StringVar(&sizes, "sizes", bench.DefaultSizes, "dataset sizes in comments, comma-separated (k and M suffixes allowed)")
+	fs.IntVar(&cfg.CommentsPerPost, "per-post", bench.DefaultCommentsPerPost, "comments per seeded post (posts = size / per-post)")
+	fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "how long each scenario is measured")
+	fs.DurationVar(&cfg.Warmup, "warmup", bench.DefaultWarmup, "unmeasured load before each scenario")
+	fs.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "requests in flight in the closed-loop scenarios")
+	fs.IntVar(&cfg.LagRate, "lag-rate", bench.DefaultLagRate, "comments per second of the propagation scenario")
+	fs.IntVar(&cfg.LagPosts, "lag-posts", bench.DefaultLagPosts, "posts the propagation scenario's comments spread over")
+	fs.BoolVar(&noBase, "no-baselines", false, "skip the bare-handler and raw-insert baselines")
+	fs.StringVar(&only, "only", "", "run only these scenarios, comma-separated (e.g. \"create comment,propagation\"; for profiling)")
+	fs.BoolVar(&quick, "quick", false, "smoke run for CI: -sizes 1000 -duration 1s -warmup 0 (flags given explicitly win)")
+	fs.StringVar(&chart, "chart", "", "write a PNG chart of throughput and latency against dataset size to this file")
+	fs.StringVar(&jsonOut, "json", "", "write the raw results as JSON to this file")
+	fs.StringVar(&cfg.ProfileDir, "profile", "", "save CPU profiles of the services per scenario into this dir (binary built with -tags pprof)")
+	fs.StringVar(&cfg.TempDir, "tmp", "", "directory for the datasets (default: the system's temp dir)")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep the datasets after the run")
+	fs.StringVar(&bareAddr, "bare-addr", "", "internal: serve the read baseline on this address")
+	fs.StringVar(&bareBody, "bare-body", "", "internal: the file the read baseline serves")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+	}
+
+	if bareAddr != "" {
+		body, err := os.ReadFile(bareBody)
+		if err != nil {
+			return fmt.Errorf("bench: bare server: %w", err)
+		}
+		return bench.ServeBare(ctx, bareAddr, body, "application/json")
+	}
+
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if quick {
+		if !set["sizes"] {
+			sizes = "1000"
+		}
+		if !set["duration"] {
+			cfg.Duration = time.Second
+		}
+		if !set["warmup"] {
+			cfg.Warmup = 0
+		}
+	}
+	var err error
+	if cfg.Sizes, err = bench.ParseSizes(sizes); err != nil {
+		return fmt.Errorf("bench: -sizes: %w", err)
+	}
+	cfg.NoBaselines = noBase
+	for sc := range strings.SplitSeq(only, ",") {
+		if sc = strings.TrimSpace(sc); sc == "" {
+			continue
+		}
+		if !slices.Contains(bench.Scenarios, sc) && sc != bench.Propagation {
+			return fmt.Errorf("bench: -only: no scenario %q (have %q and %q)", sc, bench.Scenarios, bench.Propagation)
+		}
+		cfg.Only = append(cfg.Only, sc)
+	}
+	if cfg.Binary == "" {
+		return errors.New("bench: cannot tell this program's path; give -bin")
+	}
+	if cfg.Binary, err = filepath.Abs(cfg.Binary); err != nil {
+		return fmt.Errorf("bench: -bin: %w", err)
+	}
+	// The read baseline's server is this same binary's `bench -bare-addr`.
+	cfg.Self = []string{cfg.Binary, "bench"}
+	cfg.Progress = stderr
+
+	rep, err := bench.Run(ctx, cfg)
+	if rep != nil && len(rep.Sizes) > 0 {
+		if werr := bench.WriteMarkdown(stdout, rep); werr != nil && err == nil {
+			err = werr
+		}
+		if chart != "" {
+			if cerr := writeFile(chart, func(w io.Writer) error { return bench.WriteChart(w, rep) }); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+		if jsonOut != "" {
+			if jerr := writeFile(jsonOut, func(w io.Writer) error {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}); jerr != nil && err == nil {
+				err = jerr
+			}
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "bench: interrupted; the table shows what was measured")
+		return nil
+	}
+	return err
+}
+
+// writeFile writes a file through fn, creating its directory.
+func writeFile(name string, fn func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return f.Close()
+}
