@@ -52,7 +52,7 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*stores, erro
 	}
 	return &stores{
 		posts: db.Posts(), comments: db.Comments(),
-		commentFeed: db.CommentFeed(), postFeed: db.PostFeed(),
+		commentFeed: db.CommentFeed(), postFeed: db.PostEvents(),
 		cascade: db.PostCascade(), leases: db.Leases(), prune: db.PruneBefore,
 		close: db.Close,
 	}, nil

@@ -19,6 +19,11 @@ type feed[T any] struct {
 	db         *DB
 	collection string
 	decode     func([]byte) (T, error)
+	// lookup, when set, reads the current state of a document whose update
+	// was logged without one, as MongoDB's fullDocument: updateLookup does
+	// (found false: deleted since). Without it such an update comes with no
+	// document, for consumers that only need to know what changed.
+	lookup func(ctx context.Context, q querier, id string) (doc T, found bool, err error)
 }
 
 // Open starts a stream after the given position (nil: the current head).
@@ -182,6 +187,13 @@ func (f *feed[T]) readLog(ctx context.Context, tx *sql.Tx, after, upto int64) ([
 			return nil, 0, fmt.Errorf("read change log: %w", err)
 		}
 		e := changes.Event[T]{Op: changes.Op(op), Key: key, At: fromMS(at), Token: encodeToken(seq)}
+		if !doc.Valid && e.Op == changes.Update && f.lookup != nil {
+			// Logged without its document (the projection's updates of
+			// posts): look it up now, in this snapshot.
+			if e.Doc, e.Found, err = f.lookup(ctx, tx, key); err != nil {
+				return nil, 0, fmt.Errorf("look up %s %s: %w", f.collection, key, err)
+			}
+		}
 		if doc.Valid {
 			// A document that does not decode (written by hand, or by a
 			// future version) is reported on its event, not as the

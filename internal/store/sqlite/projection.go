@@ -118,15 +118,15 @@ func (db *DB) applyComments(ctx context.Context, tx *sql.Tx, evs []changes.Event
 	return db.logPosts(ctx, tx, a.touched)
 }
 
-// logPosts appends each post's current state to the posts feed, as an
-// update: the read model changed it.
+// logPosts appends each post the batch changed to the posts feed, as an
+// update without its document: the feed looks the post up when it is read
+// (MongoDB's updateLookup), and only for consumers that want it. So the
+// apply neither reads nor encodes the post while it holds the write lock,
+// nor writes the post with its embedded comments (kilobytes) to the log for
+// every comment.
 func (db *DB) logPosts(ctx context.Context, tx *sql.Tx, ids []string) error {
 	for _, id := range ids {
-		p, err := db.loadPost(ctx, tx, id)
-		if err != nil {
-			return fmt.Errorf("reload post %s: %w", id, err)
-		}
-		if err := appendChange(ctx, tx, collPosts, changes.Update, id, toPostDoc(p)); err != nil {
+		if err := appendChange(ctx, tx, collPosts, changes.Update, id, nil); err != nil {
 			return err
 		}
 	}

@@ -144,10 +144,7 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 		return nil, err
 	}
 
-	if db.r, err = sql.Open("sqlite", dsn(path, false)); err != nil {
-		_ = db.w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
+	db.r = sql.OpenDB(connector{dsn: dsn(path, false), drv: &sqlite.Driver{}})
 	n := max(4, runtime.GOMAXPROCS(0))
 	db.r.SetMaxOpenConns(n)
 	db.r.SetMaxIdleConns(n)
@@ -166,15 +163,12 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 func openWriter(ctx context.Context, path string) (*sql.DB, error) {
 	deadline := time.Now().Add(busyTimeout)
 	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
-		w, err := sql.Open("sqlite", dsn(path, true))
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-		}
+		w := sql.OpenDB(connector{dsn: dsn(path, true), drv: &sqlite.Driver{}})
 		w.SetMaxOpenConns(1)
 		w.SetMaxIdleConns(1)
 		w.SetConnMaxLifetime(0)
 		w.SetConnMaxIdleTime(0)
-		err = migrate(ctx, w)
+		err := migrate(ctx, w)
 		if err == nil {
 			return w, nil
 		}
@@ -260,7 +254,25 @@ func (db *DB) CommentFeed() changes.Feed[comment.Comment] {
 // PostFeed returns the change feed of the posts collection, which the
 // comments service consumes to delete the comments of deleted posts.
 func (db *DB) PostFeed() changes.Feed[post.Post] {
+	return &feed[post.Post]{db: db, collection: collPosts, decode: decodePost, lookup: db.lookupPost}
+}
+
+// PostEvents returns the posts feed for consumers that act on which post
+// changed rather than on its contents (the live-updates hub, which reads
+// the post itself; the comments service's cascade, which acts on deletes):
+// an update the read model logged comes without a document (Found false)
+// instead of with a look-up that such a consumer would throw away.
+func (db *DB) PostEvents() changes.Feed[post.Post] {
 	return &feed[post.Post]{db: db, collection: collPosts, decode: decodePost}
+}
+
+// lookupPost reads a post's current state for the posts feed.
+func (db *DB) lookupPost(ctx context.Context, q querier, id string) (post.Post, bool, error) {
+	p, err := db.loadPost(ctx, q, id)
+	if errors.Is(err, post.ErrNotFound) {
+		return post.Post{}, false, nil
+	}
+	return p, err == nil, err
 }
 
 // write runs fn in one write transaction (BEGIN IMMEDIATE) and, when it
