@@ -17,6 +17,15 @@ import (
 // Middleware wraps a handler with a policy (authentication, rate limits).
 type Middleware func(http.HandlerFunc) http.HandlerFunc
 
+// Wrap applies m to h; a nil Middleware (no policy configured) lets every
+// request through, so handlers need not default their guards.
+func (m Middleware) Wrap(h http.HandlerFunc) http.HandlerFunc {
+	if m == nil {
+		return h
+	}
+	return m(h)
+}
+
 // Open is the Middleware that lets every request through.
 func Open(h http.HandlerFunc) http.HandlerFunc { return h }
 

@@ -36,17 +36,10 @@ type Handler struct {
 // seed's route and lists a post's comments; PATCH and DELETE address one
 // comment by its own id.
 func (h *Handler) Register(rt *api.Router) {
-	auth, throttle := h.Auth, h.Throttle
-	if auth == nil {
-		auth = api.Open
-	}
-	if throttle == nil {
-		throttle = api.Open
-	}
-	rt.HandleFunc("POST /comments", throttle(h.create))
+	rt.HandleFunc("POST /comments", h.Throttle.Wrap(h.create))
 	rt.HandleFunc("GET /comments/{postId}", h.list)
-	rt.HandleFunc("PATCH /comments/{id}", auth(h.update))
-	rt.HandleFunc("DELETE /comments/{id}", auth(h.delete))
+	rt.HandleFunc("PATCH /comments/{id}", h.Auth.Wrap(h.update))
+	rt.HandleFunc("DELETE /comments/{id}", h.Auth.Wrap(h.delete))
 }
 
 func (h *Handler) now() time.Time { return api.Now(h.Now) }

@@ -36,15 +36,11 @@ type Handler struct {
 
 // Register adds the posts routes to rt.
 func (h *Handler) Register(rt *api.Router) {
-	auth := h.Auth
-	if auth == nil {
-		auth = api.Open
-	}
-	rt.HandleFunc("POST /posts", auth(h.create))
+	rt.HandleFunc("POST /posts", h.Auth.Wrap(h.create))
 	rt.HandleFunc("GET /posts", h.list)
 	rt.HandleFunc("GET /posts/{id}", h.get)
-	rt.HandleFunc("PATCH /posts/{id}", auth(h.update))
-	rt.HandleFunc("DELETE /posts/{id}", auth(h.delete))
+	rt.HandleFunc("PATCH /posts/{id}", h.Auth.Wrap(h.update))
+	rt.HandleFunc("DELETE /posts/{id}", h.Auth.Wrap(h.delete))
 }
 
 func (h *Handler) now() time.Time { return api.Now(h.Now) }
