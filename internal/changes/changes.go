@@ -11,6 +11,7 @@ package changes
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -63,6 +64,27 @@ type Batch[T any] struct {
 	// batch whose fence is not the lease's current one, so a consumer that
 	// lost its lease without noticing cannot write.
 	Fence int64
+}
+
+// Validate returns an error when no sink may apply b, before anything is
+// written: when it has no token (saving no position would replay the batch
+// forever, or, before a first checkpoint, restart at the feed's "now" and
+// lose everything in between), or when an event could not be decoded
+// (Err set: applying the rest and checkpointing past it would lose that
+// event silently). Every Sink's Apply calls it; the consumer then isolates
+// the undecodable event and parks it as a dead letter. It is the one
+// validation of a batch; the rules of what an event may say are the
+// domain's (post.CheckEvent).
+func (b Batch[T]) Validate() error {
+	if len(b.Token) == 0 {
+		return errors.New("batch has no token")
+	}
+	for _, ev := range b.Events {
+		if ev.Err != nil {
+			return fmt.Errorf("%s of %s cannot be decoded: %w", ev.Op, ev.Key, ev.Err)
+		}
+	}
+	return nil
 }
 
 // ErrHistoryLost is returned by Feed.Open (or Stream.Next) when the requested

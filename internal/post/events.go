@@ -531,7 +531,7 @@ func diff(o, n *liveState) delta {
 	var oldest *Comment
 	for i, c := range n.Comments {
 		kept[c.ID] = true
-		if oldest == nil || before(c, *oldest) {
+		if oldest == nil || Less(c, *oldest) {
 			oldest = &n.Comments[i]
 		}
 		if prev, ok := old[c.ID]; !ok || !sameComment(prev, c) {
@@ -540,19 +540,11 @@ func diff(o, n *liveState) delta {
 	}
 	complete := n.CommentCount <= len(n.Comments)
 	for _, c := range o.Comments {
-		if !kept[c.ID] && (complete || (oldest != nil && before(*oldest, c))) {
+		if !kept[c.ID] && (complete || (oldest != nil && Less(*oldest, c))) {
 			d.Deletes = append(d.Deletes, c.ID)
 		}
 	}
 	return d
-}
-
-// before orders comments as lists do: by (createdAt, _id).
-func before(a, b Comment) bool {
-	if !a.CreatedAt.Equal(b.CreatedAt) {
-		return a.CreatedAt.Before(b.CreatedAt)
-	}
-	return a.ID < b.ID
 }
 
 func sameComment(a, b Comment) bool {

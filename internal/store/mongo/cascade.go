@@ -46,7 +46,7 @@ func (c *cascade) Checkpoint(ctx context.Context, consumer string) (changes.Toke
 // nothing more). Every chunk's transaction checks the fence too, so a
 // consumer that lost its lease stops at the next chunk.
 func (c *cascade) Apply(ctx context.Context, consumer string, b changes.Batch[post.Post]) error {
-	if err := checkBatch(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("mongo: apply %d post events for %q: %w", len(b.Events), consumer, err)
 	}
 	fenced := func(ctx context.Context) error { return c.db.checkFence(ctx, consumer, b.Fence) }

@@ -46,7 +46,7 @@ func (s *cascadeStore) Checkpoint(ctx context.Context, consumer string) (changes
 // idempotent. Every transaction checks the fence. Inserts and updates of
 // posts need nothing.
 func (s *cascadeStore) Apply(ctx context.Context, consumer string, b changes.Batch[post.Post]) error {
-	if err := checkBatch(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("sqlite: apply %d post events for %q: %w", len(b.Events), consumer, err)
 	}
 	for _, e := range b.Events {
