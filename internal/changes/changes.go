@@ -87,6 +87,13 @@ func (b Batch[T]) Validate() error {
 	return nil
 }
 
+// ErrPoison marks an event that no retry can apply, such as an unknown op
+// or an id that is not an ObjectID (see post.CheckEvent and
+// comment.CheckPostEvent). A sink refuses the batch holding one before
+// writing anything; the consumer isolates the event and parks it as a dead
+// letter rather than skip it silently.
+var ErrPoison = errors.New("changes: event cannot be applied")
+
 // ErrHistoryLost is returned by Feed.Open (or Stream.Next) when the requested
 // position is no longer retained: the oplog rolled over, or the change log was
 // pruned. The consumer must rebuild its read model; it must never skip ahead.
@@ -123,6 +130,25 @@ type Sink[T any] interface {
 	// first and the checkpoint after. Applying an event twice must give the
 	// same result as applying it once.
 	Apply(ctx context.Context, consumer string, b Batch[T]) error
+}
+
+// Stager is a Sink some of whose events need more work than one bounded
+// Apply may do: the comments service's cascade deletes a deleted post's
+// comments, possibly a million of them. The consumer calls Stage for each
+// batch before it applies it, under its own context, which is not bounded
+// as an Apply is. Stage must bound each of its own transactions by step (the
+// bound of one Apply), commit its work step by step so that calling it again
+// after a crash or an error resumes rather than restarts, and be idempotent.
+// It must skip the events it cannot handle (Err set, or poison): Apply
+// refuses those, and the consumer parks them.
+//
+// A failing Stage ends the consumer's session like a failing read: the
+// consumer backs off, reopens the feed at its checkpoint (still before the
+// batch) and stages the batch again. It never parks an event whose staged
+// work failed, and it saves the checkpoint past the batch only with Apply,
+// after Stage has finished: a big cascade is never dead-lettered half done.
+type Stager[T any] interface {
+	Stage(ctx context.Context, consumer string, b Batch[T], step time.Duration) error
 }
 
 // Rebuilder is a Sink that can rebuild its read model from the source

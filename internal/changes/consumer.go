@@ -41,6 +41,10 @@ type Consumer[T any] struct {
 	Lease    Leaser
 	Holder   string
 	LeaseTTL time.Duration // zero means 5s; renewed every third of it
+	// ApplyTimeout bounds one write to the sink (an Apply, a dead letter,
+	// one step of a Stage); zero means 10s. A stuck store must not hold a
+	// shutdown, nor a session forever.
+	ApplyTimeout time.Duration
 
 	running     atomic.Bool
 	leader      atomic.Bool
@@ -97,6 +101,9 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 5 * time.Second
+	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = defaultApplyTimeout
 	}
 	backoff := c.MinBackoff
 	for ctx.Err() == nil {
@@ -232,6 +239,14 @@ func (c *Consumer[T]) session(ctx context.Context, fence int64) error {
 			continue
 		}
 		b.Fence = fence
+		if st, ok := c.Sink.(Stager[T]); ok && len(b.Events) > 0 {
+			if err := st.Stage(ctx, c.Name, b, c.ApplyTimeout); err != nil {
+				if progressed {
+					err = fmt.Errorf("%w: %w", errProgress, err)
+				}
+				return fmt.Errorf("stage batch of %d events: %w", len(b.Events), err)
+			}
+		}
 		if err := c.apply(ctx, b); err != nil {
 			if progressed {
 				err = fmt.Errorf("%w: %w", errProgress, err)
@@ -333,20 +348,20 @@ func (c *Consumer[T]) apply(ctx context.Context, b Batch[T]) error {
 	return c.attempt(ctx, Batch[T]{Token: b.Token, Fence: b.Fence})
 }
 
-// applyTimeout bounds one apply: a stuck store must not hold a shutdown.
-const applyTimeout = 10 * time.Second
+// defaultApplyTimeout is ApplyTimeout's default.
+const defaultApplyTimeout = 10 * time.Second
 
 // detached returns the context for one write to the sink: it survives ctx's
 // cancellation, because a started apply is one short transaction and
 // finishing it is what "stop after saving the checkpoint" means, but it is
-// bounded by applyTimeout.
+// bounded by ApplyTimeout.
 func (c *Consumer[T]) detached(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
+	return context.WithTimeout(context.WithoutCancel(ctx), c.ApplyTimeout)
 }
 
 // attempt tries a batch up to Attempts times with backoff, retrying only
-// while ctx lasts. An event that could not be decoded fails the batch
-// without reaching the sink.
+// while ctx lasts. The sink refuses a batch holding an event that could not
+// be decoded (Batch.Validate) before writing anything.
 func (c *Consumer[T]) attempt(ctx context.Context, b Batch[T]) error {
 	var err error
 	backoff := c.MinBackoff
@@ -358,26 +373,14 @@ func (c *Consumer[T]) attempt(ctx context.Context, b Batch[T]) error {
 			}
 			backoff = min(backoff*2, c.MaxBackoff)
 		}
-		if err = undecodable(b); err == nil {
-			actx, cancel := c.detached(ctx)
-			err = c.Sink.Apply(actx, c.Name, b)
-			cancel()
-		}
+		actx, cancel := c.detached(ctx)
+		err = c.Sink.Apply(actx, c.Name, b)
+		cancel()
 		if err == nil || errors.Is(err, ErrFenced) {
 			return err
 		}
 	}
 	return err
-}
-
-// undecodable returns the error of the batch's first undecodable event.
-func undecodable[T any](b Batch[T]) error {
-	for _, ev := range b.Events {
-		if ev.Err != nil {
-			return fmt.Errorf("event %s cannot be decoded: %w", ev.Key, ev.Err)
-		}
-	}
-	return nil
 }
 
 // printable returns a token as text for logs: the embedded store's tokens are

@@ -2,7 +2,6 @@ package post
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -76,15 +75,6 @@ func (w *Window) Index(id string) int {
 // Missing returns how many comments the window lacks to be full.
 func (w *Window) Missing() int { return max(0, w.limit()-len(w.Comments)) }
 
-// ErrPoison marks an event that no retry can apply: an unknown op, or an id
-// that is not an ObjectID. ApplyComments returns it (wrapped) for the whole
-// batch, before writing anything; the consumer then isolates the event and
-// parks it as a dead letter, where an operator can see it, instead of
-// skipping it silently. Silently skipping is what the MongoDB adapter used to
-// do and what made the adapters disagree; a parked event costs nothing while
-// the stream keeps moving, and it can be retried once the cause is mended.
-var ErrPoison = errors.New("event cannot be applied")
-
 // ReadModel is the port the rules apply a batch through: the posts' read
 // model as one adapter stores it, inside the transaction in which it applies
 // the batch and saves the consumer's checkpoint. An adapter implements it
@@ -130,42 +120,32 @@ type PostState struct {
 	Window   []Comment
 }
 
-// ValidID reports whether id has the form of the ids the services
-// generate: a lowercase 24-hex ObjectID.
-func ValidID(id string) bool {
-	if len(id) != 24 {
-		return false
-	}
-	for i := range len(id) {
-		c := id[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// CheckEvent returns an error wrapping ErrPoison when ev can never be
+// CheckEvent returns an error wrapping changes.ErrPoison when ev can never be
 // applied: an op other than insert, update and delete (a newer feed, or a
-// bug; skipping it would lose it silently), or a comment or post id that is
-// not an ObjectID (written by hand; no post could embed it, and the
-// adapters used to disagree on it). The comment's post is checked only
-// where the event carries the document.
+// bug), or a comment or post id that is not an ObjectID (comment.ValidID:
+// written by hand; no post could embed it). The comment's post is checked
+// only where the event carries the document.
+//
+// Such an event fails its batch before anything is written; the consumer
+// retries it, isolates it and parks it as a dead letter, where an operator
+// sees it and can retry it once the cause is mended. It is never skipped
+// silently: that is what one adapter used to do while the other failed,
+// and a parked event costs nothing while the stream keeps moving.
 func CheckEvent(ev changes.Event[comment.Comment]) error {
 	switch ev.Op {
 	case changes.Insert, changes.Update, changes.Delete:
 	default:
-		return fmt.Errorf("%w: unknown op %q for comment %q", ErrPoison, ev.Op, ev.Key)
+		return fmt.Errorf("%w: unknown op %q for comment %q", changes.ErrPoison, ev.Op, ev.Key)
 	}
-	if !ValidID(ev.Key) {
-		return fmt.Errorf("%w: %s of comment with malformed id %q", ErrPoison, ev.Op, ev.Key)
+	if !comment.ValidID(ev.Key) {
+		return fmt.Errorf("%w: %s of comment with malformed id %q", changes.ErrPoison, ev.Op, ev.Key)
 	}
 	if ev.Op != changes.Delete && ev.Found {
 		if ev.Doc.ID != ev.Key {
-			return fmt.Errorf("%w: %s of comment %s carries the document of %q", ErrPoison, ev.Op, ev.Key, ev.Doc.ID)
+			return fmt.Errorf("%w: %s of comment %s carries the document of %q", changes.ErrPoison, ev.Op, ev.Key, ev.Doc.ID)
 		}
-		if !ValidID(ev.Doc.PostID) {
-			return fmt.Errorf("%w: %s of comment %s with malformed post id %q", ErrPoison, ev.Op, ev.Key, ev.Doc.PostID)
+		if !comment.ValidID(ev.Doc.PostID) {
+			return fmt.Errorf("%w: %s of comment %s with malformed post id %q", changes.ErrPoison, ev.Op, ev.Key, ev.Doc.PostID)
 		}
 	}
 	return nil
@@ -185,7 +165,7 @@ func CheckEvent(ev changes.Event[comment.Comment]) error {
 //   - delete: the copy is removed and uncounted, the count never going
 //     below zero; when it was embedded, the next older copy takes its place;
 //   - an event for a post that does not exist is a no-op;
-//   - a poison event (see CheckEvent) fails the whole batch with ErrPoison
+//   - a poison event (see CheckEvent) fails the whole batch with changes.ErrPoison
 //     before anything is written, so the consumer parks it.
 //
 // Each event is idempotent on its own, decided by whether a copy exists, so

@@ -296,13 +296,13 @@ func TestApplyComments(t *testing.T) {
 		{
 			name:    "unknown-op-is-poison",
 			events:  append(inserts(p1, 1), changes.Event[comment.Comment]{Op: "replace", Key: cid(2), Doc: com(2, p1), Found: true}),
-			wantErr: post.ErrPoison,
+			wantErr: changes.ErrPoison,
 			want:    map[string]want{p1: {0, nil}},
 		},
 		{
 			name:    "malformed-id-comment-is-poison",
 			events:  append(inserts(p1, 1), changes.Event[comment.Comment]{Op: changes.Delete, Key: "not-an-id"}),
-			wantErr: post.ErrPoison,
+			wantErr: changes.ErrPoison,
 			want:    map[string]want{p1: {0, nil}},
 		},
 		{
@@ -311,7 +311,7 @@ func TestApplyComments(t *testing.T) {
 				c := com(1, "123")
 				return []changes.Event[comment.Comment]{ins(c)}
 			}(),
-			wantErr: post.ErrPoison,
+			wantErr: changes.ErrPoison,
 			want:    map[string]want{p1: {0, nil}},
 		},
 		{
@@ -320,7 +320,7 @@ func TestApplyComments(t *testing.T) {
 				c := com(1, "65A000000000000000000001")
 				return []changes.Event[comment.Comment]{ins(c)}
 			}(),
-			wantErr: post.ErrPoison,
+			wantErr: changes.ErrPoison,
 			want:    map[string]want{p1: {0, nil}},
 		},
 		{
@@ -330,7 +330,7 @@ func TestApplyComments(t *testing.T) {
 				ev.Key = cid(2)
 				return []changes.Event[comment.Comment]{ev}
 			}(),
-			wantErr: post.ErrPoison,
+			wantErr: changes.ErrPoison,
 			want:    map[string]want{p1: {0, nil}},
 		},
 	}
@@ -441,23 +441,5 @@ func TestWindowAdd(t *testing.T) {
 				t.Errorf("window (-want +got):\n%s", d)
 			}
 		})
-	}
-}
-
-func TestValidID(t *testing.T) {
-	for _, tc := range []struct {
-		id string
-		ok bool
-	}{
-		{"65a000000000000000000001", true},
-		{"65A000000000000000000001", false},
-		{"65a00000000000000000001", false},
-		{"65a0000000000000000000012", false},
-		{"65a00000000000000000000g", false},
-		{"", false},
-	} {
-		if got := post.ValidID(tc.id); got != tc.ok {
-			t.Errorf("ValidID(%q) = %v, want %v", tc.id, got, tc.ok)
-		}
 	}
 }
