@@ -140,8 +140,8 @@ type memSink struct {
 	mu          sync.Mutex
 	applied     []string
 	checkpoint  changes.Token
-	saves       int // checkpoint writes
-	fails       int // the next fails Applies fail
+	saves       int  // checkpoint writes
+	fails       int  // the next fails Applies fail
 	down        bool // every write fails, dead letters included
 	poison      map[string]bool
 	deadLetters []string
