@@ -183,11 +183,31 @@ type Leaser interface {
 	// Acquire takes the named lease for holder, or renews it if holder has
 	// it, until ttl from now; it fails (held false) while another holder's
 	// lease is unexpired. fence is the lease's fencing token, which grows
-	// every time the lease changes hands.
+	// every time a new term starts: when the lease changes hands, and when
+	// its holder takes it again after releasing it. A renewal, or taking
+	// back a lease that expired with nobody taking it meanwhile, keeps the
+	// fence. It refuses what CheckLease refuses.
 	Acquire(ctx context.Context, name, holder string, ttl time.Duration) (fence int64, held bool, err error)
 	// Release gives the lease up if holder has it, so a successor need not
-	// wait for it to expire.
+	// wait for it to expire. It ends the holder's term: a write still in
+	// flight under the old fence is refused even if the same holder takes
+	// the lease again, since a replica's holder name (a host name, say) may
+	// be shared by a restarted process that knows nothing of that write.
 	Release(ctx context.Context, name, holder string) error
+}
+
+// CheckLease returns an error unless holder and ttl can name a lease
+// term: an empty holder could never be told apart from a released lease,
+// and a ttl that is not positive would grant a lease already expired. Every
+// Leaser refuses them with it, before touching the database.
+func CheckLease(name, holder string, ttl time.Duration) error {
+	if holder == "" {
+		return fmt.Errorf("lease %q: empty holder", name)
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("lease %q: ttl %v is not positive", name, ttl)
+	}
+	return nil
 }
 
 // ErrFenced is returned by a Sink asked to apply a batch under a fence that
