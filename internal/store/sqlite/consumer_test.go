@@ -286,45 +286,6 @@ func TestConsumerRebuildsAfterLostHistory(t *testing.T) {
 	}
 }
 
-// TestConsumerParksPoison: a malformed comment written straight into the
-// database between good ones is retried, then parked in dead_letters; the
-// good ones are applied and the stream moves on.
-func TestConsumerParksPoison(t *testing.T) {
-	ctx := context.Background()
-	db := openDB(t, t.TempDir())
-	var log logBuffer
-	c := newConsumer(t, db, db.Posts(), &log)
-	start(t, c)
-	waitCheckpoint(t, db)
-	p := createPost(t, db)
-	createComment(t, db, p)
-	bad, err := db.InjectMalformedComment(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	createComment(t, db, p)
-	waitFor(t, "the malformed comment to be parked", func() bool { return c.Stats().DeadLetters == 1 })
-	waitConverged(t, db)
-	createComment(t, db, p)
-	waitConverged(t, db)
-
-	got, err := db.Posts().Get(ctx, p)
-	if err != nil || got.CommentCount != 3 {
-		t.Errorf("post: count %d, %v; want the 3 good comments", got.CommentCount, err)
-	}
-	ds, err := db.DeadLetters(ctx, post.CommentsConsumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ds) != 1 || ds[0].DocID != bad || !strings.Contains(string(ds[0].Doc), `"postId":123`) || ds[0].Reason == "" {
-		t.Errorf("dead letters %+v, want the malformed comment %s with its document and a reason", ds, bad)
-	}
-	st := c.Stats()
-	if st.DeadLetters != 1 || st.Retries == 0 || st.Applied < 3 {
-		t.Errorf("stats %+v, want 1 dead letter, retries, and at least 3 applied", st)
-	}
-}
-
 // TestConsumersTakeTurns: two replicas of the consumer, each on its own *DB
 // over one file (as two processes), share it through the lease: only the
 // holder applies; when it dies without releasing the lease (a SIGKILL), the
