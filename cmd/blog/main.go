@@ -44,7 +44,7 @@ func main() {
 	}
 }
 
-const usage = `usage: blog [serve|posts|comments|web|verify|bench] [flags]
+const usage = `usage: blog [serve|posts|comments|web|verify|deadletters|bench] [flags]
 
   serve     run the posts, comments and web services in one process (default)
   posts     run the posts service alone (and its comment sync)
@@ -53,6 +53,8 @@ const usage = `usage: blog [serve|posts|comments|web|verify|bench] [flags]
             and COMMENTS_URL
   verify    compare every post's embedded comments with the comments store;
             verify [flags] -repair  also rebuilds the drifted posts
+  deadletters  list the change events the consumers parked;
+            deadletters [flags] -retry ID  applies one again and removes it
   bench     run the benchmark suite (blog bench -h for its flags)
 
 Flags (each also an environment variable; a .env file is read too):
@@ -69,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "bench":
 		// The bench has flags of its own and starts its own system.
 		return benchCmd(ctx, rest, getenv, stdout, stderr)
-	case "serve", "posts", "comments", "web", "verify":
+	case "serve", "posts", "comments", "web", "verify", "deadletters":
 	case "help":
 		fmt.Fprint(stdout, usage)
 		newFlags("blog", &Config{}, stdout).PrintDefaults()
@@ -79,9 +81,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("unknown command %q", cmd)
 	}
 	var repair bool
+	var retry string
 	cfg, extra, err := loadConfig("blog "+cmd, rest, getenv, stderr, func(fs *flag.FlagSet) {
 		if cmd == "verify" {
 			fs.BoolVar(&repair, "repair", false, "rebuild every drifted post from the comments store")
+		}
+		if cmd == "deadletters" {
+			fs.StringVar(&retry, "retry", "", "apply the dead letter with this `ID` again and remove it")
 		}
 	})
 	if err != nil {
@@ -94,6 +100,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if cmd == "verify" {
 		return verify(ctx, repair, cfg, log, stdout)
+	}
+	if cmd == "deadletters" {
+		return deadLetters(ctx, retry, cfg, log, stdout)
 	}
 	return serve(ctx, cmd, cfg, log)
 }
