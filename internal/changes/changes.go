@@ -164,8 +164,12 @@ type Rebuilder interface {
 	Rebuild(ctx context.Context, consumer string, at Token, fence int64) error
 	// RebuildTarget returns the at of a rebuild that was interrupted (a
 	// crash mid-way), or nil. The consumer resumes towards that same
-	// position, because chunks done before the crash are only complete
-	// together with the changes the feed delivers after it.
+	// position while the feed still holds it, because chunks done before
+	// the crash are only complete together with the changes the feed
+	// delivers after it; Rebuild then continues after the chunks done.
+	// When the feed has lost that position too, the consumer rebuilds
+	// towards its head instead, and a Rebuild called with an at other than
+	// the interrupted one's starts over.
 	RebuildTarget(ctx context.Context, consumer string) (Token, error)
 }
 
