@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"blog/internal/changes"
-	"blog/internal/comment"
 	"blog/internal/post"
 )
 
@@ -115,9 +114,8 @@ func testFeedOpenTokenResumesStrictlyAfter(t *testing.T, open func(t *testing.T)
 	s := open(t)
 	h := head(t, s.CommentFeed)
 	p := createPost(t, s, "p", base())
-	var cs []comment.Comment
 	for i := range 3 {
-		cs = append(cs, createComment(t, s, p.ID, fmt.Sprint("c", i), base()))
+		createComment(t, s, p.ID, fmt.Sprint("c", i), base())
 	}
 	evs, last := collect(t, openStream(t, s.CommentFeed, h), 3)
 	if len(evs) != 3 {
