@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/256dpi/lungo v0.4.0
 	github.com/caarlos0/env/v11 v11.4.2
+	github.com/google/go-cmp v0.7.0
 	github.com/joho/godotenv v1.5.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/tsenart/vegeta/v12 v12.13.0
