@@ -242,9 +242,14 @@ func (s *Server) handle(c *conn, body bson.Raw, seqs map[string][]bson.Raw) (rep
 		return nil, true
 	}
 	if err != nil {
-		return errorReply(err), false
+		reply = errorReply(err)
+	} else {
+		reply = s.okReply(d)
 	}
-	return s.okReply(d), false
+	if s.opt.Observe != nil {
+		s.opt.Observe(r.db, r.name, body, reply)
+	}
+	return reply, false
 }
 
 var errHangUp = errors.New("close the connection")

@@ -69,6 +69,10 @@ type Options struct {
 	// resume token age out, for tests of lost history.
 	OplogMinSize, OplogMaxSize int
 	OplogMinAge                time.Duration
+	// Observe, when set, is called after every command with its database,
+	// name, body and reply: how a test counts what a client sent, with no
+	// seam in the client.
+	Observe func(db, name string, cmd, reply bson.Raw)
 	// Logger receives connection errors; default: discard.
 	Logger *slog.Logger
 }
