@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/256dpi/lungo"
@@ -23,7 +24,7 @@ type cursor struct {
 	id   int64
 	ns   string
 	mu   sync.Mutex
-	used time.Time
+	used atomic.Int64 // unix nanoseconds of the last use, read by the reaper
 	docs []bson.Raw
 	st   *changeStream
 }
@@ -39,7 +40,7 @@ func (s *Server) addCursor(c *cursor) {
 	defer s.mu.Unlock()
 	s.cursorID++
 	c.id = s.cursorID
-	c.used = time.Now()
+	c.used.Store(time.Now().UnixNano())
 	s.cursors[c.id] = c
 }
 
@@ -91,7 +92,7 @@ func (s *Server) getMore(r *request) (bson.D, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.used = time.Now()
+	c.used.Store(time.Now().UnixNano())
 	n, _ := r.num("batchSize")
 	if c.st != nil {
 		await := time.Second

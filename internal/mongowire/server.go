@@ -239,7 +239,7 @@ func (s *Server) reap() {
 		}
 		var idle []*cursor
 		for id, c := range s.cursors {
-			if now.Sub(c.used) > 10*time.Minute {
+			if now.Sub(time.Unix(0, c.used.Load())) > 10*time.Minute {
 				idle = append(idle, c)
 				delete(s.cursors, id)
 			}
