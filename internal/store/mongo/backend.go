@@ -22,7 +22,8 @@ import (
 type backend struct {
 	client *driver.Client
 	db     *driver.Database
-	// commitTimeout bounds the abort of a failed transaction, which runs
+	// commitTimeout bounds each commit when the caller's context has no
+	// earlier deadline, and the abort of a failed transaction, which runs
 	// past its caller's context.
 	commitTimeout time.Duration
 }
@@ -55,10 +56,12 @@ func (b *backend) CreateCollection(ctx context.Context, name string) error {
 // writes so a batch reads one consistent state and its commit survives a
 // failover, and its commit is bounded by maxCommitTimeMS and wtimeout as
 // well as by ctx's deadline: a commit that cannot reach a majority fails
-// when ctx ends instead of hanging the consumer and its lease. (The v2
-// driver has no wtimeout nor maxCommitTimeMS option: with timeoutMS in the
-// URI it sends the remaining time as maxTimeMS, which bounds the commit on
-// the server too.)
+// when its time is up instead of hanging the consumer and its lease. The
+// bound holds on the server too: the v2 driver, which has no wtimeout or
+// maxCommitTimeMS option, sends the time left of a command's context as its
+// maxTimeMS, which for commitTransaction is the commit's time limit, write
+// concern wait included. A commit gets ctx's deadline or commitTimeout,
+// whichever is sooner.
 func (b *backend) WithTransaction(ctx context.Context, fn func(ctx context.Context) error) error {
 	sess, err := b.client.StartSession()
 	if err != nil {
@@ -93,12 +96,16 @@ func (b *backend) WithTransaction(ctx context.Context, fn func(ctx context.Conte
 			return v2Err(err)
 		}
 		for {
-			err := sess.CommitTransaction(ctx)
+			cctx, cancel := context.WithTimeout(ctx, commit)
+			err := sess.CommitTransaction(cctx)
+			cancel()
 			switch {
 			case err == nil:
 				return nil
 			case ctx.Err() != nil:
 				return fmt.Errorf("mongo: commit not acknowledged within the deadline (is a majority of the replica set reachable?): %w", errors.Join(ctx.Err(), err))
+			case cctx.Err() != nil || isMaxTimeExpired(err):
+				return fmt.Errorf("mongo: commit not acknowledged within %s (is a majority of the replica set reachable?): %w", commit, errors.Join(context.DeadlineExceeded, err))
 			case hasLabel(err, "UnknownTransactionCommitResult") && time.Now().Before(limit):
 				if err := backoff(ctx, 1, limit); err != nil {
 					return err
@@ -132,6 +139,13 @@ func backoff(ctx context.Context, attempt int, limit time.Time) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// isMaxTimeExpired reports the server's MaxTimeMSExpired (50), its answer
+// to a command whose maxTimeMS ran out.
+func isMaxTimeExpired(err error) bool {
+	var se driver.ServerError
+	return errors.As(err, &se) && se.HasErrorCode(50)
 }
 
 func hasLabel(err error, label string) bool {

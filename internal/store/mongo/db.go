@@ -45,8 +45,9 @@ type Options struct {
 	// wrong MONGO_URI fails start-up in seconds rather than hanging; default
 	// 5s.
 	ConnectTimeout time.Duration
-	// CommitTimeout bounds the abort of a failed transaction, which runs
-	// past its caller's context; default 10s.
+	// CommitTimeout bounds each commit whose caller's context has no
+	// earlier deadline (the driver sends it to the server as maxTimeMS),
+	// and the abort of a failed transaction; default 10s.
 	CommitTimeout time.Duration
 	// QuietInterval is how long a feed's Stream.Next waits for events before
 	// it returns an empty batch carrying the advanced resume token; default

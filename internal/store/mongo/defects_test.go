@@ -22,25 +22,41 @@ import (
 // the v2 driver over TCP, with MongoDB's failCommand fail point where a
 // fault is needed, so it also runs unchanged against TEST_MONGO_URI.
 
-// TestCommitBoundedByDeadline (defect 3): a commit the server holds for
-// 2s, inside a 300ms context, fails when the context ends instead of
-// returning success 2s later.
-func TestCommitBoundedByDeadline(t *testing.T) {
+// TestCommitBounded (defect 3): a commit the server holds for 2s fails
+// when its time is up, the caller's 300ms deadline or, without one, the
+// 300ms CommitTimeout, instead of returning success 2s later.
+func TestCommitBounded(t *testing.T) {
 	t.Parallel()
-	db, env := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
-	env.FailPoint(t, bson.D{{Key: "times", Value: 1}}, bson.D{
-		{Key: "failCommands", Value: bson.A{"commitTransaction"}},
-		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000}})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, _, err := db.Leases().Acquire(ctx, "c", "a", time.Minute)
-	took := time.Since(start)
-	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("acquire with a commit held past the deadline: %v, want context.DeadlineExceeded", err)
-	}
-	if took > 1500*time.Millisecond {
-		t.Fatalf("acquire returned after %s, want about the 300ms deadline, not the 2s the commit was held", took)
+	for _, tc := range []struct {
+		name     string
+		deadline time.Duration
+		commit   time.Duration
+	}{
+		{"context-deadline", 300 * time.Millisecond, 0},
+		{"commit-timeout-no-deadline", 0, 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, env := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{CommitTimeout: tc.commit})
+			env.FailPoint(t, bson.D{{Key: "times", Value: 1}}, bson.D{
+				{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000}})
+			ctx := context.Background()
+			if tc.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+				defer cancel()
+			}
+			start := time.Now()
+			_, _, err := db.Leases().Acquire(ctx, "c", "a", time.Minute)
+			took := time.Since(start)
+			if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("acquire with a commit held for 2s: %v, want context.DeadlineExceeded", err)
+			}
+			if took > 1500*time.Millisecond {
+				t.Fatalf("acquire returned after %s, want about 300ms, not the 2s the commit was held", took)
+			}
+		})
 	}
 }
 
