@@ -77,7 +77,7 @@ func openCounting(t *testing.T, chunk int) (*mongo.DB, *counter) {
 	return db, b
 }
 
-// manyComments stores n comments of post postID straight into lungo, far
+// manyComments stores n comments of post postID with one insert, far
 // faster than n Creates.
 func manyComments(t *testing.T, b *counter, postID string, n int) {
 	t.Helper()

@@ -17,8 +17,8 @@ import (
 	"blog/internal/store/mongo/mongotest"
 )
 
-// These tests pin down defects a real replica set showed and lungo could
-// not: each failed on the adapter before its fix, and each runs through
+// These tests pin down defects a real replica set showed and the old
+// lungo seam could not: each failed on the adapter before its fix, and each runs through
 // the v2 driver over TCP, with MongoDB's failCommand fail point where a
 // fault is needed, so it also runs unchanged against TEST_MONGO_URI.
 
