@@ -75,7 +75,6 @@ type request struct {
 	txnNumber int64
 	hasTxnNum bool
 	inTxn     bool // autocommit:false
-	startTxn  bool
 }
 
 func (r *request) val(key string) (bson.RawValue, bool) {

@@ -21,6 +21,7 @@
 package mongowire
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -254,6 +255,10 @@ func (s *Server) reap() {
 	}
 }
 
+// opQuery is the legacy OP_QUERY opcode, which a driver still uses for the
+// first hello of a connection.
+const opQuery wiremessage.OpCode = 2004
+
 // maxMessage is the largest message accepted (maxMessageSizeBytes).
 const maxMessage = 48_000_000
 
@@ -303,7 +308,7 @@ func (c *conn) serve() {
 		switch op {
 		case wiremessage.OpMsg:
 			out, hangUp = c.handleMsg(reqID, rem)
-		case wiremessage.OpQuery:
+		case opQuery:
 			out, hangUp = c.handleQuery(reqID, rem)
 		default:
 			c.s.log.Warn("mongowire: unsupported opcode, closing the connection", "opcode", op.String())
@@ -372,17 +377,24 @@ func (c *conn) handleMsg(reqID int32, rem []byte) ([]byte, bool) {
 // handleQuery answers the legacy OP_QUERY hello (isMaster) a driver sends
 // first on a new connection; any other OP_QUERY is refused.
 func (c *conn) handleQuery(reqID int32, rem []byte) ([]byte, bool) {
-	_, rem, ok := wiremessage.ReadQueryFlags(rem)
-	if !ok {
+	// OP_QUERY: int32 flags, cstring full collection name, int32 skip,
+	// int32 number to return, then the query document. (The driver's
+	// readers for it are deprecated along with the opcode; the layout is
+	// small enough to read here.)
+	if len(rem) < 4 {
 		return nil, true
 	}
-	ns, rem, ok := wiremessage.ReadQueryFullCollectionName(rem)
-	if !ok {
+	rem = rem[4:]
+	end := bytes.IndexByte(rem, 0)
+	if end < 0 {
 		return nil, true
 	}
-	_, rem, _ = wiremessage.ReadQueryNumberToSkip(rem)
-	_, rem, _ = wiremessage.ReadQueryNumberToReturn(rem)
-	q, _, ok := wiremessage.ReadQueryQuery(rem)
+	ns := string(rem[:end])
+	rem = rem[end+1:]
+	if len(rem) < 8 {
+		return nil, true
+	}
+	q, _, ok := bsoncore.ReadDocument(rem[8:])
 	if !ok {
 		return nil, true
 	}
