@@ -155,12 +155,22 @@ func (db *DB) Comments() comment.Store { return &commentStore{db: db} }
 // CommentFeed returns the change feed of the comments collection, which the
 // posts service consumes to keep embedded comments in step.
 func (db *DB) CommentFeed() changes.Feed[comment.Comment] {
-	return &feed[comment.Comment]{db: db, c: db.comments, decode: decodeComment}
+	return &feed[comment.Comment]{db: db, c: db.comments, decode: decodeComment, lookup: true}
 }
 
 // PostFeed returns the change feed of the posts collection, which the
 // comments service consumes to delete the comments of deleted posts.
 func (db *DB) PostFeed() changes.Feed[post.Post] {
+	return &feed[post.Post]{db: db, c: db.posts, decode: decodePost, lookup: true}
+}
+
+// PostEvents returns the posts feed for consumers that act on which post
+// changed rather than on its contents (the live-updates hub, which reads
+// the post itself; the comments service's cascade, which acts on deletes):
+// its stream asks for no updateLookup, so the server does not look up and
+// ship a whole post for every update only for it to be thrown away. An
+// update event comes without a document (Found false).
+func (db *DB) PostEvents() changes.Feed[post.Post] {
 	return &feed[post.Post]{db: db, c: db.posts, decode: decodePost}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"blog/internal/changes"
 	"blog/internal/mongowire"
+	"blog/internal/post"
 	"blog/internal/store/mongo"
 	"blog/internal/store/mongo/mongotest"
 )
@@ -170,5 +171,38 @@ func TestFeedAsksOnlyForItsEvents(t *testing.T) {
 	defer mu.Unlock()
 	if len(pipelines) != 1 || !strings.Contains(pipelines[0], `"$match"`) || !strings.Contains(pipelines[0], `"operationType"`) {
 		t.Fatalf("change stream pipelines %v, want a $match on operationType after $changeStream", pipelines)
+	}
+}
+
+// TestPostEventsShipNoDocuments (the cascade's cost): the posts feed the
+// live hub and the cascade consume asks for no updateLookup, so a post
+// update arrives without the post; the looked-up feed still carries it.
+func TestPostEventsShipNoDocuments(t *testing.T) {
+	t.Parallel()
+	db := mongotest.Open(t, mongo.Options{})
+	for _, tc := range []struct {
+		name      string
+		feed      changes.Feed[post.Post]
+		wantFound bool
+	}{
+		{"post-events-no-document", db.PostEvents(), false},
+		{"post-feed-looked-up", db.PostFeed(), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := head(t, tc.feed)
+			p := newPost(t, db, "p "+tc.name, at(0))
+			title := "edited"
+			if _, err := db.Posts().Update(ctxFor(t), p.ID, post.Patch{Title: &title}, at(1)); err != nil {
+				t.Fatal(err)
+			}
+			b := read(t, tc.feed, h, 2)
+			ev := b.Events[1]
+			if ev.Op != changes.Update || ev.Key != p.ID || ev.Found != tc.wantFound {
+				t.Fatalf("update event %+v, want an update of %s with Found %v", ev, p.ID, tc.wantFound)
+			}
+			if tc.wantFound && ev.Doc.Title != "edited" {
+				t.Fatalf("looked-up post title %q, want edited", ev.Doc.Title)
+			}
+		})
 	}
 }

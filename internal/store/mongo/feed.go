@@ -18,13 +18,16 @@ type feed[T any] struct {
 	db     *DB
 	c      coll
 	decode func([]byte) (T, error)
+	// lookup asks for fullDocument: updateLookup, the document as it is
+	// now on every update event.
+	lookup bool
 }
 
 // Open watches the collection just after the resume token after, or from
-// now, with fullDocument: updateLookup and a $match that asks the server
-// only for the events the port delivers.
+// now, with a $match that asks the server only for the events the port
+// delivers (and fullDocument: updateLookup when the feed looks up).
 func (f *feed[T]) Open(ctx context.Context, after changes.Token) (changes.Stream[T], error) {
-	cs, err := watch(ctx, f.c, after)
+	cs, err := watch(ctx, f.c, after, f.lookup)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: watch %s: %w", f.c.name, err)
 	}
@@ -34,7 +37,7 @@ func (f *feed[T]) Open(ctx context.Context, after changes.Token) (changes.Stream
 // Head opens a stream from now and returns its resume token: the position a
 // first-time consumer records before it starts reading.
 func (f *feed[T]) Head(ctx context.Context) (changes.Token, error) {
-	cs, err := watch(ctx, f.c, nil)
+	cs, err := watch(ctx, f.c, nil, f.lookup)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: watch %s: %w", f.c.name, err)
 	}
@@ -177,7 +180,7 @@ func (s *stream[T]) event(raw []byte) (changes.Event[T], bool, error) {
 	}
 	doc, ok := ce.FullDocument.DocumentOK()
 	if !ok {
-		return ev, true, nil // updateLookup found nothing: deleted since
+		return ev, true, nil // no document: not looked up, or deleted since
 	}
 	v, err := s.f.decode(doc)
 	if err != nil {
@@ -214,12 +217,14 @@ const awaitTime = 500 * time.Millisecond
 var feedOps = bson.A{"insert", "update", "replace", "delete", "drop", "rename", "dropDatabase"}
 
 // watch opens a change stream on c just after the resume token startAfter,
-// or at the current end of history when it is nil. It fails with
+// or at the current end of history when it is nil, with update events
+// carrying the current document when lookup is set. It fails with
 // changes.ErrHistoryLost when the token is no longer in the oplog.
-func watch(ctx context.Context, c coll, startAfter []byte) (*v2Stream, error) {
-	opts := options.ChangeStream().
-		SetFullDocument(options.UpdateLookup).
-		SetMaxAwaitTime(awaitTime)
+func watch(ctx context.Context, c coll, startAfter []byte, lookup bool) (*v2Stream, error) {
+	opts := options.ChangeStream().SetMaxAwaitTime(awaitTime)
+	if lookup {
+		opts.SetFullDocument(options.UpdateLookup)
+	}
 	if startAfter != nil {
 		opts.SetStartAfter(bson.Raw(startAfter))
 	}
