@@ -59,7 +59,7 @@ type NewPost struct {
 // Validate returns a validation problem listing every invalid field, or nil.
 func (n NewPost) Validate() error {
 	problems := map[string]string{}
-	api.CheckText(problems, "#/title", n.Title, MaxTitleChars, 0)
+	api.CheckTitle(problems, "#/title", n.Title, MaxTitleChars)
 	api.CheckText(problems, "#/content", n.Content, 0, MaxContentBytes)
 	return api.Invalid(problems)
 }
@@ -77,7 +77,7 @@ func (p PatchPost) Validate() error {
 		problems["#"] = "must set title or content"
 	}
 	if p.Title != nil {
-		api.CheckText(problems, "#/title", *p.Title, MaxTitleChars, 0)
+		api.CheckTitle(problems, "#/title", *p.Title, MaxTitleChars)
 	}
 	if p.Content != nil {
 		api.CheckText(problems, "#/content", *p.Content, 0, MaxContentBytes)
