@@ -125,6 +125,13 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		ready   []func() bool           // must hold before serving
 	)
 	reg := metrics.New()
+	// The web front end `blog serve` starts is the APIs' trusted proxy by a
+	// key only this process knows; other proxies by BLOG_TRUSTED_PROXIES.
+	proxyKey := ""
+	if cmd == "serve" {
+		proxyKey = newProxyKey()
+	}
+	apiProxies := cfg.proxies().WithKey(proxyKey)
 	// Live event streams end when shutdown begins, so Shutdown need not
 	// wait for them; consumers end after the servers have drained.
 	eventsCtx, stopEvents := context.WithCancel(context.WithoutCancel(ctx))
@@ -139,10 +146,10 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		// replica), so no comment written through this process precedes it.
 		workers = append(workers, func(ctx context.Context) { _ = commentSync.Run(ctx) })
 		ready = append(ready, commentSync.Running)
-		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken)}
+		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes}
 		probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Running)}
 		rt := postsRouter(h, plog, reg, probes)
-		runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, plog)
+		runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, api.NewStreamGate(cfg.streamLimits(), apiProxies), plog)
 		probes["live updates"] = eventsReady
 		workers = append(workers, func(context.Context) { _ = runEvents(eventsCtx) })
 		srv := newServer(cfg.Host, cfg.PostsPort, rt, plog)
@@ -159,15 +166,16 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		workers = append(workers, func(ctx context.Context) { _ = cascade.Run(ctx) })
 		h := &comment.Handler{
 			Store: st.comments, Log: clog,
-			Auth:     api.RequireToken(cfg.APIToken),
-			Throttle: api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate)),
+			Auth:      api.RequireToken(cfg.APIToken),
+			Throttle:  api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate, apiProxies)),
+			ListBytes: cfg.ListBytes,
 		}
 		rt := commentsRouter(h, clog, reg, map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Running)})
 		servers = append(servers, newServer(cfg.Host, cfg.CommentsPort, rt, clog))
 	}
 	if cmd == "serve" || cmd == "web" {
 		wlog := log.With("service", "web")
-		ws, err := webService(cfg.postsURL(), cfg.commentsURL(), cfg.APIToken, cfg.CommentRate, wlog)
+		ws, err := webService(cfg, proxyKey, wlog)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package comment
 
 import (
+	"context"
 	_ "embed"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
+	"blog/internal/page"
 )
 
 // MaxTextBytes limits a comment's text, documented in the README and the API.
@@ -30,6 +32,9 @@ type Handler struct {
 	// Auth guards edits and deletes (nil: none). Creating a comment stays
 	// public, as on any blog, and is guarded by Throttle (nil: unlimited).
 	Auth, Throttle api.Middleware
+	// ListBytes is the byte budget of a GET /comments/{postId} page; 0
+	// means api.DefaultListBytes.
+	ListBytes int
 }
 
 // Register adds the comments routes to rt. GET /comments/{postId} is the
@@ -102,12 +107,10 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}
-	cs, err := h.Store.ListByPost(r.Context(), postID, api.Fetch(q))
-	if err != nil {
+	fetch := func(ctx context.Context, q page.Query) ([]Comment, error) { return h.Store.ListByPost(ctx, postID, q) }
+	if err := api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Comment.Cursor); err != nil {
 		api.WriteError(w, r, h.Log, err)
-		return
 	}
-	api.WritePage(w, r, q, cs, Comment.Cursor)
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) {

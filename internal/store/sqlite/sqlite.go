@@ -110,9 +110,12 @@ type DB struct {
 // to date. Another process may hold the same dir open.
 func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("sqlite: create data dir: %w", err)
+		return nil, fmt.Errorf("sqlite: create data directory %s: %s", dir, reason(err))
 	}
 	path := filepath.Join(dir, FileName)
+	if err := checkWritable(dir, path); err != nil {
+		return nil, err
+	}
 	db := &DB{
 		path:       path,
 		embedLimit: opt.EmbedLimit,
@@ -151,6 +154,10 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 	if err := db.r.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := probeWrite(ctx, db); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	db.log.Info("embedded store open", "path", path, "embedLimit", db.embedLimit, "pollInterval", db.poll)
 	return db, nil
