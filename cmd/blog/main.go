@@ -159,8 +159,9 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		workers = append(workers, func(ctx context.Context) { _ = cascade.Run(ctx) })
 		h := &comment.Handler{
 			Store: st.comments, Log: clog,
-			Auth:     api.RequireToken(cfg.APIToken),
-			Throttle: api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate)),
+			PostExists: postExists(st.posts),
+			Auth:       api.RequireToken(cfg.APIToken),
+			Throttle:   api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate)),
 		}
 		rt := commentsRouter(h, clog, reg, map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Running)})
 		servers = append(servers, newServer(cfg.Host, cfg.CommentsPort, rt, clog))
@@ -279,6 +280,21 @@ func commentsRouter(h *comment.Handler, log *slog.Logger, reg *metrics.Registry,
 	rt.Handle("GET /metrics", reg.Handler())
 	rt.Observe(reg.Observer("comments"))
 	return rt
+}
+
+// postExists tells the comments service whether a post exists, from the
+// posts store the process shares, so GET /comments/{postId} answers 404 for
+// a post that does not exist, as POST /comments does.
+func postExists(ps post.Store) func(context.Context, string) error {
+	return func(ctx context.Context, id string) error {
+		if _, err := ps.Get(ctx, id); err != nil {
+			if errors.Is(err, post.ErrNotFound) {
+				return comment.ErrPostNotFound
+			}
+			return fmt.Errorf("check post %s: %w", id, err)
+		}
+		return nil
+	}
 }
 
 // running turns a consumer's Running into a readiness probe.

@@ -1,6 +1,7 @@
 package comment
 
 import (
+	"context"
 	_ "embed"
 	"log/slog"
 	"net/http"
@@ -30,6 +31,12 @@ type Handler struct {
 	// Auth guards edits and deletes (nil: none). Creating a comment stays
 	// public, as on any blog, and is guarded by Throttle (nil: unlimited).
 	Auth, Throttle api.Middleware
+	// PostExists reports whether a post exists (nil error) or not
+	// (ErrPostNotFound), so that listing the comments of a post that does
+	// not exist answers 404, as creating one on it does. It is asked only
+	// when a listing comes back empty, so a busy post costs nothing more.
+	// Nil: an unknown post lists as empty (the seed's behaviour).
+	PostExists func(ctx context.Context, postID string) error
 }
 
 // Register adds the comments routes to rt. GET /comments/{postId} is the
@@ -103,6 +110,9 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cs, err := h.Store.ListByPost(r.Context(), postID, api.Fetch(q))
+	if err == nil && len(cs) == 0 && h.PostExists != nil {
+		err = h.PostExists(r.Context(), postID)
+	}
 	if err != nil {
 		api.WriteError(w, r, h.Log, err)
 		return
