@@ -39,12 +39,15 @@ type Handler struct {
 	PostExists func(ctx context.Context, postID string) error
 }
 
-// Register adds the comments routes to rt. GET /comments/{postId} is the
-// seed's route and lists a post's comments; PATCH and DELETE address one
-// comment by its own id.
+// Register adds the comments routes to rt. GET /comments/{id} is the
+// seed's GET /comments/:postId and lists the comments of the post {id};
+// PATCH and DELETE on the same path address one comment by its own id.
+// OpenAPI forbids two templates of one shape (/comments/{postId} beside
+// /comments/{id}), so the three share one and the document says, per
+// operation, what the id names.
 func (h *Handler) Register(rt *api.Router) {
 	rt.HandleFunc("POST /comments", h.Throttle.Wrap(h.create))
-	rt.HandleFunc("GET /comments/{postId}", h.list)
+	rt.HandleFunc("GET /comments/{id}", h.list)
 	rt.HandleFunc("PATCH /comments/{id}", h.Auth.Wrap(h.update))
 	rt.HandleFunc("DELETE /comments/{id}", h.Auth.Wrap(h.delete))
 }
@@ -99,7 +102,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	postID, err := api.PathID(r, "postId")
+	postID, err := api.PathID(r, "id")
 	if err != nil {
 		api.WriteError(w, r, h.Log, err)
 		return
