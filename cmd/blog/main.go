@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -37,9 +38,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "blog: %v\n", err)
+		if errors.Is(err, flag.ErrHelp) { // -h: the usage asked for
+			return
 		}
+		fmt.Fprintf(os.Stderr, "blog: %v\n", err)
 		os.Exit(1)
 	}
 }
@@ -62,7 +64,9 @@ Flags (each also an environment variable; a .env file is read too):
 // it in-process with their own arguments, environment and output.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd, rest := "serve", args[1:]
-	if len(rest) > 0 && rest[0] != "" && rest[0][0] != '-' {
+	if len(rest) > 0 && slices.Contains([]string{"-h", "-help", "--help"}, rest[0]) {
+		cmd = "help" // blog -h: the whole usage, not serve's alone
+	} else if len(rest) > 0 && rest[0] != "" && rest[0][0] != '-' {
 		cmd, rest = rest[0], rest[1:]
 	}
 	switch cmd {
@@ -72,23 +76,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve", "posts", "comments", "web", "verify":
 	case "help":
 		fmt.Fprint(stdout, usage)
-		newFlags("blog", &Config{}, stdout).PrintDefaults()
+		cfg := defaultConfig()
+		newFlags("blog", &cfg, stdout).PrintDefaults()
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
-	var repair bool
-	cfg, extra, err := loadConfig("blog "+cmd, rest, getenv, stderr, func(fs *flag.FlagSet) {
-		if cmd == "verify" {
+	var (
+		repair bool
+		more   func(*flag.FlagSet)
+		only   []string
+	)
+	if cmd == "verify" {
+		more = func(fs *flag.FlagSet) {
 			fs.BoolVar(&repair, "repair", false, "rebuild every drifted post from the comments store")
 		}
-	})
+		only = verifyFlags
+	}
+	cfg, extra, err := loadConfig("blog "+cmd, rest, getenv, stdout, more, only...)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	log.Info("starting", "command", cmd, "config", cfg)
+	log.Info("starting", "command", cmd, "config", startup{cfg, cmd})
 	if len(extra) > 0 {
 		return fmt.Errorf("unexpected arguments: %q", extra)
 	}
@@ -121,6 +132,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 
 	var (
 		servers []*http.Server
+		names   []string                // of each server's service, for the start-up log
 		workers []func(context.Context) // run until their context ends
 		ready   []func() bool           // must hold before serving
 	)
@@ -147,7 +159,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		workers = append(workers, func(context.Context) { _ = runEvents(eventsCtx) })
 		srv := newServer(cfg.Host, cfg.PostsPort, rt, plog)
 		srv.RegisterOnShutdown(stopEvents)
-		servers = append(servers, srv)
+		servers, names = append(servers, srv), append(names, "posts API")
 	}
 	if cmd == "serve" || cmd == "comments" {
 		clog := log.With("service", "comments")
@@ -164,7 +176,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 			Throttle:   api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate)),
 		}
 		rt := commentsRouter(h, clog, reg, map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Running)})
-		servers = append(servers, newServer(cfg.Host, cfg.CommentsPort, rt, clog))
+		servers, names = append(servers, newServer(cfg.Host, cfg.CommentsPort, rt, clog)), append(names, "comments API")
 	}
 	if cmd == "serve" || cmd == "web" {
 		wlog := log.With("service", "web")
@@ -174,7 +186,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		}
 		srv := newServer(cfg.Host, cfg.WebPort, ws, wlog)
 		srv.RegisterOnShutdown(ws.Close)
-		servers = append(servers, srv)
+		servers, names = append(servers, srv), append(names, "web (open in a browser)")
 	}
 	if st != nil && st.prune != nil && cfg.ChangelogRetention > 0 {
 		workers = append(workers, func(ctx context.Context) { prune(ctx, st.prune, cfg.ChangelogRetention, log) })
@@ -207,7 +219,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 	}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
-		log.Info("listening", "addr", listeners[i].Addr().String())
+		log.Info("listening", "service", names[i], "url", "http://"+listeners[i].Addr().String())
 		go func() {
 			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("serve %s: %w", srv.Addr, err)
