@@ -1,9 +1,14 @@
 // Command blog runs the blog's services: posts and comments, each an HTTP/JSON
 // API, kept in sync through a change stream of the comments collection.
 //
-//	blog [serve]   both services in one process (the default)
-//	blog posts     the posts service alone
-//	blog comments  the comments service alone
+//	blog [serve]      the posts, comments and web services in one process (the default)
+//	blog posts        the posts service alone
+//	blog comments     the comments service alone
+//	blog web          the web front end alone
+//	blog verify       compare posts' embedded comments with the comments (-repair)
+//	blog bench        the benchmark suite
+//	blog healthcheck  probe a /readyz URL, for container health checks
+//	blog help         every subcommand and flag, with defaults
 //
 // With MONGO_URI unset it runs on an embedded SQLite store in BLOG_DATA_DIR,
 // which several processes may share; with MONGO_URI set, on MongoDB (a replica
@@ -46,7 +51,7 @@ func main() {
 	}
 }
 
-const usage = `usage: blog [serve|posts|comments|web|verify|bench] [flags]
+const usage = `usage: blog [serve|posts|comments|web|verify|bench|healthcheck] [flags]
 
   serve     run the posts, comments and web services in one process (default)
   posts     run the posts service alone (and its comment sync)
@@ -56,6 +61,9 @@ const usage = `usage: blog [serve|posts|comments|web|verify|bench] [flags]
   verify    compare every post's embedded comments with the comments store;
             verify [flags] -repair  also rebuilds the drifted posts
   bench     run the benchmark suite (blog bench -h for its flags)
+  healthcheck [URL]
+            exit 0 if URL (default: the posts service's /readyz) answers
+            200 within 3 s; for container health checks (images have no curl)
 
 Flags (each also an environment variable; a .env file is read too):
 `
@@ -73,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "bench":
 		// The bench has flags of its own and starts its own system.
 		return benchCmd(ctx, rest, getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, rest, getenv, stdout)
 	case "serve", "posts", "comments", "web", "verify":
 	case "help":
 		fmt.Fprint(stdout, usage)
