@@ -34,9 +34,11 @@ func webService(postsURL, commentsURL, token string, commentRate int, log *slog.
 // follows the posts feed, once for the whole process, until its context
 // ends; then every stream ends too, so cancel that context when shutdown
 // begins (http.Server.RegisterOnShutdown) rather than after it. ready is a
-// readiness probe: the hub follows the feed.
-func registerPostEvents(rt *api.Router, feed changes.Feed[post.Post], store post.Store, log *slog.Logger) (run func(context.Context) error, ready api.Probe) {
+// readiness probe: the hub follows the feed. The hub also invalidates
+// cache, the posts handler's cache of encoded posts (nil: none).
+func registerPostEvents(rt *api.Router, feed changes.Feed[post.Post], store post.Store, cache *post.Cache, log *slog.Logger) (run func(context.Context) error, ready api.Probe) {
 	hub := post.NewHub(feed, store, log)
+	hub.Cache(cache)
 	(&post.Events{Hub: hub, Log: log}).Register(rt)
 	return hub.Run, hub.Ready
 }
