@@ -68,6 +68,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&cfg.LagRate, "lag-rate", bench.DefaultLagRate, "comments per second of the propagation scenario")
 	fs.IntVar(&cfg.LagPosts, "lag-posts", bench.DefaultLagPosts, "posts the propagation scenario's comments spread over")
 	fs.BoolVar(&noBase, "no-baselines", false, "skip the bare-handler and raw-insert baselines")
+	fs.DurationVar(&cfg.IdleWindow, "idle", bench.DefaultIdleWindow, "measure the services' idle CPU for this long after the scenarios (negative: skip)")
 	fs.StringVar(&only, "only", "", "run only these scenarios, comma-separated (e.g. \"create comment,propagation\"; for profiling)")
 	fs.BoolVar(&quick, "quick", false, "smoke run for CI: -sizes 1000 -duration 1s -warmup 0 (flags given explicitly win)")
 	fs.StringVar(&chart, "chart", "", "write a PNG chart of throughput and latency against dataset size to this file")
@@ -103,6 +104,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		if !set["warmup"] {
 			cfg.Warmup = 0
+		}
+		if !set["idle"] {
+			cfg.IdleWindow = 2 * time.Second
 		}
 	}
 	var err error

@@ -100,3 +100,30 @@ func TestOtherProcessWakesStream(t *testing.T) {
 		t.Fatalf("batch %+v, want the comment %s", bt.Events, c.ID)
 	}
 }
+
+// TestSpaceUsage: every table and index is reported, with its table, and
+// the comments table grows with its comments.
+func TestSpaceUsage(t *testing.T) {
+	db := openTest(t, t.TempDir(), testOptions)
+	p := mustPost(t, db)
+	for range 200 {
+		mustComment(t, db, p.ID)
+	}
+	sp, err := db.SpaceUsage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Space{}
+	for _, s := range sp {
+		byName[s.Name] = s
+	}
+	if c := byName["comments"]; c.Index || c.Table != "comments" || c.Payload < 200*20 {
+		t.Fatalf("comments: %+v, want a table with at least 200 comments' payload", c)
+	}
+	if ix := byName["comments_post_created"]; !ix.Index || ix.Table != "comments" || ix.Bytes == 0 {
+		t.Fatalf("comments_post_created: %+v, want an index of comments", ix)
+	}
+	if n, err := db.CountComments(context.Background()); err != nil || n != 200 {
+		t.Fatalf("CountComments = %d, %v; want 200", n, err)
+	}
+}
