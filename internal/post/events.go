@@ -128,8 +128,9 @@ func (h *Hub) Ready(context.Context) error {
 // Run follows the posts feed from its head until ctx ends, refreshing the
 // watched posts it reports. A failed stream is reopened after its last
 // position, so no change is skipped; if that position is gone
-// (changes.ErrHistoryLost) it reopens at the head and drops every subscriber,
-// which then reconnect and start again from a fresh snapshot. When Run
+// (changes.ErrHistoryLost, from Open or from a running stream) it reopens
+// at the head and drops every subscriber, which then reconnect and start
+// again from a fresh snapshot. When Run
 // returns, every subscriber's stream ends.
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.shutdown()
@@ -146,6 +147,14 @@ func (h *Hub) Run(ctx context.Context) error {
 			_ = stream.Close(context.WithoutCancel(ctx))
 			if progressed {
 				backoff = h.MinBackoff
+			}
+			if errors.Is(err, changes.ErrHistoryLost) {
+				// The running stream lost its position (a dropped or renamed
+				// collection, an invalidate): reopening after token would
+				// meet the same loss forever, so start again at the head.
+				token = nil
+				n := h.dropAll()
+				h.log.Warn("posts feed history lost on a running stream; live subscribers dropped to resync", "subscribers", n)
 			}
 		}
 		if ctx.Err() != nil {
@@ -537,7 +546,7 @@ func diff(o, n *liveState) delta {
 	var oldest *Comment
 	for i, c := range n.Comments {
 		kept[c.ID] = true
-		if oldest == nil || before(c, *oldest) {
+		if oldest == nil || Less(c, *oldest) {
 			oldest = &n.Comments[i]
 		}
 		if prev, ok := old[c.ID]; !ok || !sameComment(prev, c) {
@@ -546,19 +555,11 @@ func diff(o, n *liveState) delta {
 	}
 	complete := n.CommentCount <= len(n.Comments)
 	for _, c := range o.Comments {
-		if !kept[c.ID] && (complete || (oldest != nil && before(*oldest, c))) {
+		if !kept[c.ID] && (complete || (oldest != nil && Less(*oldest, c))) {
 			d.Deletes = append(d.Deletes, c.ID)
 		}
 	}
 	return d
-}
-
-// before orders comments as lists do: by (createdAt, _id).
-func before(a, b Comment) bool {
-	if !a.CreatedAt.Equal(b.CreatedAt) {
-		return a.CreatedAt.Before(b.CreatedAt)
-	}
-	return a.ID < b.ID
 }
 
 func sameComment(a, b Comment) bool {
