@@ -168,10 +168,10 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		// replica), so no comment written through this process precedes it.
 		workers = append(workers, func(ctx context.Context) { _ = commentSync.Run(ctx) })
 		ready = append(ready, commentSync.Running)
-		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes}
+		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes, Cache: post.NewCache(0)}
 		probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Running)}
 		rt := postsRouter(h, plog, reg, probes)
-		runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, api.NewStreamGate(cfg.streamLimits(), apiProxies), plog)
+		runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, h.Cache, api.NewStreamGate(cfg.streamLimits(), apiProxies), plog)
 		probes["live updates"] = eventsReady
 		workers = append(workers, func(context.Context) { _ = runEvents(eventsCtx) })
 		srv := newServer(cfg.Host, cfg.PostsPort, rt, plog)
