@@ -16,6 +16,7 @@ import (
 
 	"blog/internal/api"
 	"blog/internal/changes"
+	"blog/internal/jsonenc"
 )
 
 // Live updates: GET /posts/{id}/events streams a post's changes as
@@ -89,6 +90,8 @@ type Hub struct {
 
 	subscribers atomic.Int64
 	dropped     atomic.Int64
+
+	cache *Cache // invalidated by every change followed (cache.go)
 }
 
 // NewHub returns a hub over the posts feed and store; Run starts it.
@@ -137,8 +140,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		stream, err := h.open(ctx, token)
 		if err == nil {
 			h.readyOnce.Do(func() { close(h.ready) })
+			h.cache.setActive(true)
 			var progressed bool
 			token, progressed, err = h.follow(ctx, stream, token)
+			h.cache.setActive(false)
 			_ = stream.Close(context.WithoutCancel(ctx))
 			if progressed {
 				backoff = h.MinBackoff
@@ -190,6 +195,7 @@ func (h *Hub) follow(ctx context.Context, s changes.Stream[Post], token changes.
 		}
 		progressed = true
 		if len(b.Events) > 0 {
+			h.cache.invalidate(b.Events)
 			h.apply(ctx, b.Events)
 		}
 		if b.Token != nil {
@@ -492,18 +498,18 @@ func (t *topic) publish(st *liveState) (dropped int) {
 // live. The content is left out: it can be 100 KB, and updatedAt tells a
 // page that it changed.
 type liveState struct {
-	ID           string     `json:"_id"`
-	Title        string     `json:"title"`
-	UpdatedAt    *time.Time `json:"updatedAt,omitempty"`
-	CommentCount int        `json:"commentCount"`
-	Comments     []Comment  `json:"comments"`
+	ID           string        `json:"_id"`
+	Title        string        `json:"title"`
+	UpdatedAt    *jsonenc.Time `json:"updatedAt,omitempty"`
+	CommentCount int           `json:"commentCount"`
+	Comments     []Comment     `json:"comments"`
 
 	version string // a hash of the JSON above
 	frame   []byte // the snapshot frame, encoded once for every subscriber
 }
 
 func newLiveState(p Post) (*liveState, error) {
-	st := &liveState{ID: p.ID, Title: p.Title, UpdatedAt: p.UpdatedAt, CommentCount: p.CommentCount, Comments: p.Comments}
+	st := &liveState{ID: p.ID, Title: p.Title, UpdatedAt: (*jsonenc.Time)(p.UpdatedAt), CommentCount: p.CommentCount, Comments: p.Comments}
 	if st.Comments == nil {
 		st.Comments = []Comment{}
 	}
@@ -519,11 +525,11 @@ func newLiveState(p Post) (*liveState, error) {
 
 // delta is one step from a state to the next.
 type delta struct {
-	Title        string     `json:"title"`
-	UpdatedAt    *time.Time `json:"updatedAt,omitempty"`
-	CommentCount int        `json:"commentCount"`
-	Upserts      []Comment  `json:"upserts"`
-	Deletes      []string   `json:"deletes"`
+	Title        string        `json:"title"`
+	UpdatedAt    *jsonenc.Time `json:"updatedAt,omitempty"`
+	CommentCount int           `json:"commentCount"`
+	Upserts      []Comment     `json:"upserts"`
+	Deletes      []string      `json:"deletes"`
 }
 
 // diff returns the step from o to n. An embedded comment missing from n
@@ -595,6 +601,9 @@ type Events struct {
 	// WriteTimeout bounds each write to a client; zero means
 	// DefaultStreamWriteTimeout.
 	WriteTimeout time.Duration
+	// Gate caps the streams open at once (in all and per client) and their
+	// lifetime; nil means no caps.
+	Gate *api.StreamGate
 }
 
 // Register adds the events route to rt.
@@ -607,6 +616,19 @@ func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		api.WriteError(w, r, e.Log, err)
 		return
+	}
+	release, ok := e.Gate.Acquire(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	// At its lifetime the stream ends; the client reconnects with
+	// Last-Event-ID and gets what changed meanwhile.
+	var lifetime <-chan time.Time
+	if d := e.Gate.Lifetime(); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		lifetime = t.C
 	}
 	// Wait a little for the hub after a restart rather than fail at once:
 	// browsers give up on an error status, but not on a slow answer.
@@ -682,6 +704,8 @@ func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-r.Context().Done():
+			return
+		case <-lifetime:
 			return
 		}
 	}

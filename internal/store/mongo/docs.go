@@ -154,7 +154,7 @@ func after(c *page.Cursor, asc bool) (bson.D, bool) {
 // coll is a Collection with the BSON encoding and decoding done once, here,
 // so the stores read as queries rather than as byte plumbing.
 type coll struct {
-	c    Collection
+	c    collection
 	name string
 }
 
