@@ -3,8 +3,6 @@ package storetest
 import (
 	"bytes"
 	"fmt"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -429,19 +427,11 @@ func deleteComment(t *testing.T, s Stores, id string) {
 }
 
 // latest returns what a post must embed of cs: the limit latest by
-// (createdAt, _id), oldest first.
+// post.Less, oldest first (post.Latest, the rule's own order).
 func latest(cs []comment.Comment, limit int) []post.Comment {
-	sorted := slices.Clone(cs)
-	slices.SortFunc(sorted, func(a, b comment.Comment) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	sorted = sorted[max(0, len(sorted)-limit):]
-	out := make([]post.Comment, len(sorted))
-	for i, c := range sorted {
+	out := make([]post.Comment, len(cs))
+	for i, c := range cs {
 		out[i] = post.Embed(c)
 	}
-	return out
+	return post.Latest(out, limit)
 }
