@@ -114,7 +114,10 @@ type Stream[T any] interface {
 	// Next blocks until there are events, or a quiet interval has passed
 	// (then it returns an empty batch whose Token may have advanced), or ctx
 	// ends. Any error other than ctx's ends the stream; the consumer reopens
-	// it from its checkpoint.
+	// it from its checkpoint, except after an error wrapping ErrHistoryLost
+	// (a dropped, renamed or invalidated collection, a pruned log), which
+	// the checkpoint would only meet again: then it rebuilds its read model
+	// and continues from the feed's head, as when Open fails.
 	Next(ctx context.Context) (Batch[T], error)
 	// Close releases the stream's resources.
 	Close(ctx context.Context) error
