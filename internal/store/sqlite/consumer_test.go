@@ -267,6 +267,8 @@ func TestConsumerRebuildsAfterLostHistory(t *testing.T) {
 	c := newConsumer(t, db, db.Posts(), &log2)
 	start(t, c)
 	took := waitConverged(t, db)
+	// The rebuild's writes can show before the consumer counts it.
+	waitFor(t, "the resync to be counted", func() bool { return c.Stats().Resyncs >= 1 })
 	if n := c.Stats().Resyncs; n != 1 {
 		t.Errorf("resyncs %d, want 1", n)
 	}
