@@ -206,3 +206,49 @@ func TestPostEventsShipNoDocuments(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncSurvivesFailPoints: a getMore failing with CappedPositionLost, or
+// a commit the server holds past the apply's deadline, delays the comment
+// sync but does not stop it: the comment reaches its post.
+func TestSyncSurvivesFailPoints(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		data bson.D
+	}{
+		{"getmore-capped-position-lost", bson.D{{Key: "failCommands", Value: bson.A{"getMore"}}, {Key: "errorCode", Value: 136}}},
+		{"commit-blocked", bson.D{{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+			{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 1500}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, env := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{CommitTimeout: 500 * time.Millisecond})
+			p := newPost(t, db, "p", at(0))
+			s := post.NewCommentSync(db.Posts(), db.CommentFeed(), nil)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_ = s.Run(ctx)
+			}()
+			defer func() { cancel(); <-done }()
+			waitFor(t, "consumer running", s.Running)
+			env.FailPoint(t, bson.D{{Key: "times", Value: 1}}, tc.data)
+			newComment(t, db, p.ID, "c", at(1))
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				got, err := db.Posts().Get(ctxFor(t), p.ID)
+				if err == nil && got.CommentCount == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("comment not embedded within 10 s of the fault: %+v, %v", got, err)
+				}
+				time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline
+			}
+			if n := env.FailPointOff(t); n != 1 {
+				t.Fatalf("the fail point fired %d times, want 1: the test proves nothing", n)
+			}
+		})
+	}
+}
