@@ -537,13 +537,9 @@ func (s *Server) write(r *request, fn func(txn *lungo.Transaction) (bson.D, erro
 	if r.inTxn {
 		d, err := fn(r.sess.txn)
 		if err != nil {
-			// A failed write aborts a transaction, as on a server.
+			// A failed write aborts a transaction, as on a server; the
+			// error keeps its own labels (a duplicate key is not transient).
 			r.sess.abort()
-			var ce *cmdError
-			if errors.As(lungoErr(err), &ce) {
-				ce.Labels = append(ce.Labels, "TransientTransactionError")
-				return nil, ce
-			}
 		}
 		return d, lungoErr(err)
 	}

@@ -339,3 +339,36 @@ func TestRenameInvalidates(t *testing.T) {
 		t.Fatalf("renaming a missing collection: %v, want NamespaceNotFound (26)", err)
 	}
 }
+
+// TestTransactionWriteErrorAborts: a duplicate key inside a transaction
+// fails it for good (no TransientTransactionError, so no retry loop) and
+// its other writes are gone.
+func TestTransactionWriteErrorAborts(t *testing.T) {
+	t.Parallel()
+	c := connect(t, mongowire.Start(t))
+	ctx := ctxFor(t)
+	coll := c.Database("db").Collection("d")
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.StartSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.EndSession(ctx)
+	calls := 0
+	_, err = sess.WithTransaction(ctx, func(ctx context.Context) (any, error) {
+		calls++
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 2}}); err != nil {
+			return nil, err
+		}
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}})
+		return nil, err
+	})
+	if !mongo.IsDuplicateKeyError(err) || calls != 1 {
+		t.Fatalf("transaction with a duplicate key: %v after %d attempts, want a duplicate key error after 1", err, calls)
+	}
+	if n, err := coll.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+		t.Fatalf("%d documents after the failed transaction, %v; want 1", n, err)
+	}
+}
