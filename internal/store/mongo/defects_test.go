@@ -66,7 +66,11 @@ func TestCommitBounded(t *testing.T) {
 func TestTransactionsReadPrimary(t *testing.T) {
 	t.Parallel()
 	_, env := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
-	db, err := mongo.Open(ctxFor(t), env.URI+"&readPreference=secondaryPreferred", mongo.Options{})
+	sep := "?"
+	if strings.Contains(env.URI, "?") {
+		sep = "&"
+	}
+	db, err := mongo.Open(ctxFor(t), env.URI+sep+"readPreference=secondaryPreferred", mongo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
