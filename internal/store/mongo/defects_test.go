@@ -38,7 +38,17 @@ func TestCommitBounded(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			db, env := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{CommitTimeout: tc.commit})
+			var mu sync.Mutex
+			var commitMaxTimeMS []int64 // what each commitTransaction carried
+			observe := func(_, name string, cmd, _ bson.Raw) {
+				if name == "commitTransaction" {
+					mu.Lock()
+					defer mu.Unlock()
+					n, _ := cmd.Lookup("maxTimeMS").AsInt64OK()
+					commitMaxTimeMS = append(commitMaxTimeMS, n)
+				}
+			}
+			db, env := mongotest.OpenEnv(t, mongowire.Options{Observe: observe}, mongo.Options{CommitTimeout: tc.commit})
 			env.FailPoint(t, bson.D{{Key: "times", Value: 1}}, bson.D{
 				{Key: "failCommands", Value: bson.A{"commitTransaction"}},
 				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000}})
@@ -56,6 +66,21 @@ func TestCommitBounded(t *testing.T) {
 			}
 			if took > 1500*time.Millisecond {
 				t.Fatalf("acquire returned after %s, want about 300ms, not the 2s the commit was held", took)
+			}
+			if env.Real() {
+				return
+			}
+			// The server is told the bound too: the commit carries maxTimeMS
+			// (maxCommitTimeMS), so a server stops waiting for a majority.
+			waitFor(t, "the held commit", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(commitMaxTimeMS) > 0
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if n := commitMaxTimeMS[0]; n <= 0 || n > 300 {
+				t.Fatalf("commitTransaction carried maxTimeMS %d, want 1..300", n)
 			}
 		})
 	}
