@@ -38,6 +38,12 @@ func stores(db *mongo.DB) storetest.Stores {
 			}
 			return out, err
 		},
+		SetCommentCount: func(t *testing.T, postID string, n int) {
+			if err := mongo.SetCommentCount(t.Context(), db, postID, n); err != nil {
+				t.Fatal(err)
+			}
+		},
+		SetDeleteChunk: func(n int) { mongo.SetDeleteChunk(db, n) },
 	}
 }
 
