@@ -1,9 +1,14 @@
 // Command blog runs the blog's services: posts and comments, each an HTTP/JSON
 // API, kept in sync through a change stream of the comments collection.
 //
-//	blog [serve]   both services in one process (the default)
-//	blog posts     the posts service alone
-//	blog comments  the comments service alone
+//	blog [serve]      the posts, comments and web services in one process (the default)
+//	blog posts        the posts service alone
+//	blog comments     the comments service alone
+//	blog web          the web front end alone
+//	blog verify       compare posts' embedded comments with the comments (-repair)
+//	blog bench        the benchmark suite
+//	blog healthcheck  probe a /readyz URL, for container health checks
+//	blog help         every subcommand and flag, with defaults
 //
 // With MONGO_URI unset it runs on an embedded SQLite store in BLOG_DATA_DIR,
 // which several processes may share; with MONGO_URI set, on MongoDB (a replica
@@ -21,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -37,14 +43,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "blog: %v\n", err)
+		if errors.Is(err, flag.ErrHelp) { // -h: the usage asked for
+			return
 		}
+		fmt.Fprintf(os.Stderr, "blog: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-const usage = `usage: blog [serve|posts|comments|web|verify|bench] [flags]
+const usage = `usage: blog [serve|posts|comments|web|verify|bench|healthcheck] [flags]
 
   serve     run the posts, comments and web services in one process (default)
   posts     run the posts service alone (and its comment sync)
@@ -54,6 +61,9 @@ const usage = `usage: blog [serve|posts|comments|web|verify|bench] [flags]
   verify    compare every post's embedded comments with the comments store;
             verify [flags] -repair  also rebuilds the drifted posts
   bench     run the benchmark suite (blog bench -h for its flags)
+  healthcheck [URL]
+            exit 0 if URL (default: the posts service's /readyz) answers
+            200 within 3 s; for container health checks (images have no curl)
 
 Flags (each also an environment variable; a .env file is read too):
 `
@@ -62,33 +72,44 @@ Flags (each also an environment variable; a .env file is read too):
 // it in-process with their own arguments, environment and output.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd, rest := "serve", args[1:]
-	if len(rest) > 0 && rest[0] != "" && rest[0][0] != '-' {
+	if len(rest) > 0 && slices.Contains([]string{"-h", "-help", "--help"}, rest[0]) {
+		cmd = "help" // blog -h: the whole usage, not serve's alone
+	} else if len(rest) > 0 && rest[0] != "" && rest[0][0] != '-' {
 		cmd, rest = rest[0], rest[1:]
 	}
 	switch cmd {
 	case "bench":
 		// The bench has flags of its own and starts its own system.
 		return benchCmd(ctx, rest, getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, rest, getenv, stdout)
 	case "serve", "posts", "comments", "web", "verify":
 	case "help":
 		fmt.Fprint(stdout, usage)
-		newFlags("blog", &Config{}, stdout).PrintDefaults()
+		cfg := defaultConfig()
+		newFlags("blog", &cfg, stdout).PrintDefaults()
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
-	var repair bool
-	cfg, extra, err := loadConfig("blog "+cmd, rest, getenv, stderr, func(fs *flag.FlagSet) {
-		if cmd == "verify" {
+	var (
+		repair bool
+		more   func(*flag.FlagSet)
+		only   []string
+	)
+	if cmd == "verify" {
+		more = func(fs *flag.FlagSet) {
 			fs.BoolVar(&repair, "repair", false, "rebuild every drifted post from the comments store")
 		}
-	})
+		only = verifyFlags
+	}
+	cfg, extra, err := loadConfig("blog "+cmd, rest, getenv, stdout, more, only...)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	log.Info("starting", "command", cmd, "config", cfg)
+	log.Info("starting", "command", cmd, "config", startup{cfg, cmd})
 	if len(extra) > 0 {
 		return fmt.Errorf("unexpected arguments: %q", extra)
 	}
@@ -121,6 +142,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 
 	var (
 		servers []*http.Server
+		names   []string                // of each server's service, for the start-up log
 		workers []func(context.Context) // run until their context ends
 		ready   []func() bool           // must hold before serving
 	)
@@ -146,15 +168,15 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		// replica), so no comment written through this process precedes it.
 		workers = append(workers, func(ctx context.Context) { _ = commentSync.Run(ctx) })
 		ready = append(ready, commentSync.Running)
-		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes}
+		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes, Cache: post.NewCache(0)}
 		probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Running)}
 		rt := postsRouter(h, plog, reg, probes)
-		runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, api.NewStreamGate(cfg.streamLimits(), apiProxies), plog)
+		runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, h.Cache, api.NewStreamGate(cfg.streamLimits(), apiProxies), plog)
 		probes["live updates"] = eventsReady
 		workers = append(workers, func(context.Context) { _ = runEvents(eventsCtx) })
 		srv := newServer(cfg.Host, cfg.PostsPort, rt, plog)
 		srv.RegisterOnShutdown(stopEvents)
-		servers = append(servers, srv)
+		servers, names = append(servers, srv), append(names, "posts API")
 	}
 	if cmd == "serve" || cmd == "comments" {
 		clog := log.With("service", "comments")
@@ -166,12 +188,13 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		workers = append(workers, func(ctx context.Context) { _ = cascade.Run(ctx) })
 		h := &comment.Handler{
 			Store: st.comments, Log: clog,
-			Auth:      api.RequireToken(cfg.APIToken),
-			Throttle:  api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate, apiProxies)),
-			ListBytes: cfg.ListBytes,
+			PostExists: postExists(st.posts),
+			Auth:       api.RequireToken(cfg.APIToken),
+			Throttle:   api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate, apiProxies)),
+			ListBytes:  cfg.ListBytes,
 		}
 		rt := commentsRouter(h, clog, reg, map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Running)})
-		servers = append(servers, newServer(cfg.Host, cfg.CommentsPort, rt, clog))
+		servers, names = append(servers, newServer(cfg.Host, cfg.CommentsPort, rt, clog)), append(names, "comments API")
 	}
 	if cmd == "serve" || cmd == "web" {
 		wlog := log.With("service", "web")
@@ -181,7 +204,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		}
 		srv := newServer(cfg.Host, cfg.WebPort, ws, wlog)
 		srv.RegisterOnShutdown(ws.Close)
-		servers = append(servers, srv)
+		servers, names = append(servers, srv), append(names, "web (open in a browser)")
 	}
 	if st != nil && st.prune != nil && cfg.ChangelogRetention > 0 {
 		workers = append(workers, func(ctx context.Context) { prune(ctx, st.prune, cfg.ChangelogRetention, log) })
@@ -214,7 +237,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 	}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
-		log.Info("listening", "addr", listeners[i].Addr().String())
+		log.Info("listening", "service", names[i], "url", "http://"+listeners[i].Addr().String())
 		go func() {
 			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("serve %s: %w", srv.Addr, err)
@@ -287,6 +310,21 @@ func commentsRouter(h *comment.Handler, log *slog.Logger, reg *metrics.Registry,
 	rt.Handle("GET /metrics", reg.Handler())
 	rt.Observe(reg.Observer("comments"))
 	return rt
+}
+
+// postExists tells the comments service whether a post exists, from the
+// posts store the process shares, so GET /comments/{postId} answers 404 for
+// a post that does not exist, as POST /comments does.
+func postExists(ps post.Store) func(context.Context, string) error {
+	return func(ctx context.Context, id string) error {
+		if _, err := ps.Get(ctx, id); err != nil {
+			if errors.Is(err, post.ErrNotFound) {
+				return comment.ErrPostNotFound
+			}
+			return fmt.Errorf("check post %s: %w", id, err)
+		}
+		return nil
+	}
 }
 
 // running turns a consumer's Running into a readiness probe.

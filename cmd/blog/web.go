@@ -55,9 +55,11 @@ func webService(cfg Config, proxyKey string, log *slog.Logger) (*web.Server, err
 // follows the posts feed, once for the whole process, until its context
 // ends; then every stream ends too, so cancel that context when shutdown
 // begins (http.Server.RegisterOnShutdown) rather than after it. ready is a
-// readiness probe: the hub follows the feed.
-func registerPostEvents(rt *api.Router, feed changes.Feed[post.Post], store post.Store, gate *api.StreamGate, log *slog.Logger) (run func(context.Context) error, ready api.Probe) {
+// readiness probe: the hub follows the feed. The hub also invalidates
+// cache, the posts handler's cache of encoded posts (nil: none).
+func registerPostEvents(rt *api.Router, feed changes.Feed[post.Post], store post.Store, cache *post.Cache, gate *api.StreamGate, log *slog.Logger) (run func(context.Context) error, ready api.Probe) {
 	hub := post.NewHub(feed, store, log)
+	hub.Cache(cache)
 	(&post.Events{Hub: hub, Log: log, Gate: gate}).Register(rt)
 	return hub.Run, hub.Ready
 }

@@ -27,8 +27,9 @@ type Problem struct {
 	Errors   []FieldError `json:"errors,omitempty"`
 }
 
-// FieldError names one invalid part of a request: a JSON pointer into the
-// body ("#/title") or a query parameter ("?limit"), and what is wrong with it.
+// FieldError names one invalid part of a request, by an RFC 6901 JSON
+// Pointer in URI fragment form: to a body member ("#/title"), a query
+// parameter ("#/limit") or a path parameter ("#/id"); and what is wrong.
 type FieldError struct {
 	Pointer string `json:"pointer"`
 	Detail  string `json:"detail"`

@@ -151,7 +151,7 @@ func ValidID(s string) bool { return objectID.MatchString(s) }
 func PathID(r *http.Request, name string) (string, error) {
 	id := r.PathValue(name)
 	if !ValidID(id) {
-		return "", Invalid(map[string]string{"/" + name: "must be a 24-character hexadecimal ObjectID"})
+		return "", Invalid(map[string]string{"#/" + name: "must be a 24-character hexadecimal ObjectID"})
 	}
 	return id, nil
 }
@@ -164,14 +164,14 @@ func PageQuery(r *http.Request) (page.Query, error) {
 	for k, v := range vals {
 		switch {
 		case k != "limit" && k != "after":
-			problems["?"+k] = "is not a known query parameter"
+			problems["#/"+k] = "is not a known query parameter"
 		case len(v) > 1:
-			problems["?"+k] = "must be given once"
+			problems["#/"+k] = "must be given once"
 		}
 	}
 	q, ps := page.Parse(vals.Get("limit"), vals.Get("after"))
 	for k, v := range ps {
-		problems["?"+k] = v
+		problems["#/"+k] = v
 	}
 	if err := Invalid(problems); err != nil {
 		return page.Query{}, err

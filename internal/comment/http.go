@@ -35,14 +35,23 @@ type Handler struct {
 	// ListBytes is the byte budget of a GET /comments/{postId} page; 0
 	// means api.DefaultListBytes.
 	ListBytes int
+	// PostExists reports whether a post exists (nil error) or not
+	// (ErrPostNotFound), so that listing the comments of a post that does
+	// not exist answers 404, as creating one on it does. It is asked only
+	// when a listing comes back empty, so a busy post costs nothing more.
+	// Nil: an unknown post lists as empty (the seed's behaviour).
+	PostExists func(ctx context.Context, postID string) error
 }
 
-// Register adds the comments routes to rt. GET /comments/{postId} is the
-// seed's route and lists a post's comments; PATCH and DELETE address one
-// comment by its own id.
+// Register adds the comments routes to rt. GET /comments/{id} is the
+// seed's GET /comments/:postId and lists the comments of the post {id};
+// PATCH and DELETE on the same path address one comment by its own id.
+// OpenAPI forbids two templates of one shape (/comments/{postId} beside
+// /comments/{id}), so the three share one and the document says, per
+// operation, what the id names.
 func (h *Handler) Register(rt *api.Router) {
 	rt.HandleFunc("POST /comments", h.Throttle.Wrap(h.create))
-	rt.HandleFunc("GET /comments/{postId}", h.list)
+	rt.HandleFunc("GET /comments/{id}", h.list)
 	rt.HandleFunc("PATCH /comments/{id}", h.Auth.Wrap(h.update))
 	rt.HandleFunc("DELETE /comments/{id}", h.Auth.Wrap(h.delete))
 }
@@ -97,7 +106,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	postID, err := api.PathID(r, "postId")
+	postID, err := api.PathID(r, "id")
 	if err != nil {
 		api.WriteError(w, r, h.Log, err)
 		return
@@ -107,7 +116,13 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}
-	fetch := func(ctx context.Context, q page.Query) ([]Comment, error) { return h.Store.ListByPost(ctx, postID, q) }
+	fetch := func(ctx context.Context, q page.Query) ([]Comment, error) {
+		cs, err := h.Store.ListByPost(ctx, postID, q)
+		if err == nil && len(cs) == 0 && h.PostExists != nil {
+			err = h.PostExists(ctx, postID)
+		}
+		return cs, err
+	}
 	if err := api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Comment.Cursor); err != nil {
 		api.WriteError(w, r, h.Log, err)
 	}

@@ -1,7 +1,9 @@
 package comment_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +26,13 @@ import (
 // the id of one existing post to comment on.
 func newServer(t testing.TB) (*httptest.Server, string) {
 	t.Helper()
+	srv, postID, _ := newServerDB(t)
+	return srv, postID
+}
+
+// newServerDB is newServer that also returns the store, to set up posts.
+func newServerDB(t testing.TB) (*httptest.Server, string, *sqlite.DB) {
+	t.Helper()
 	db, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -35,10 +44,56 @@ func newServer(t testing.TB) (*httptest.Server, string) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	rt := api.NewRouter(log)
-	(&comment.Handler{Store: db.Comments(), Log: log}).Register(rt)
+	(&comment.Handler{Store: db.Comments(), Log: log, PostExists: postExists(db.Posts())}).Register(rt)
 	srv := httptest.NewServer(rt)
 	t.Cleanup(srv.Close)
-	return srv, postID
+	return srv, postID, db
+}
+
+// postExists is how cmd/blog wires Handler.PostExists to the posts store.
+func postExists(ps post.Store) func(context.Context, string) error {
+	return func(ctx context.Context, id string) error {
+		if _, err := ps.Get(ctx, id); err != nil {
+			if errors.Is(err, post.ErrNotFound) {
+				return comment.ErrPostNotFound
+			}
+			return err
+		}
+		return nil
+	}
+}
+
+// TestListUnknownPost: listing the comments of a post that does not exist
+// answers 404 like creating one on it does, while a post that exists but
+// has no comments lists as an empty array.
+func TestListUnknownPost(t *testing.T) {
+	srv, _, db := newServerDB(t)
+	empty := bson.NewObjectID().Hex()
+	if err := db.Posts().Create(t.Context(), post.Post{ID: empty, Title: "t", Content: "c", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		status     int
+		body       string
+	}{
+		{name: "list-404-unknown-post", path: "/comments/672a2b5ab2c87aa17bd7b49b", status: 404},
+		{name: "list-200-post-without-comments", path: "/comments/" + empty, status: 200, body: "[]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(t, srv, "GET", tt.path, "")
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			if tt.body != "" && strings.TrimSpace(string(r.body)) != tt.body {
+				t.Fatalf("body %s, want %s", r.body, tt.body)
+			}
+			if tt.status == 404 && r.header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("404 is not a problem: %s", r.header.Get("Content-Type"))
+			}
+		})
+	}
 }
 
 type response struct {
@@ -160,7 +215,6 @@ func TestListUpdateDelete(t *testing.T) {
 		name, method, path, body string
 		status                   int
 	}{
-		{name: "list-200-unknown-post-empty", method: "GET", path: "/comments/672a2b5ab2c87aa17bd7b49b", status: 200},
 		{name: "list-400-bad-id", method: "GET", path: "/comments/xyz", status: 400},
 		{name: "patch-200", method: "PATCH", path: "/comments/" + ids[0], body: `{"text":"edited"}`, status: 200},
 		{name: "patch-400-blank", method: "PATCH", path: "/comments/" + ids[0], body: `{"text":""}`, status: 400},

@@ -37,6 +37,10 @@ type Handler struct {
 	// ListBytes is the byte budget of a GET /posts page; 0 means
 	// api.DefaultListBytes.
 	ListBytes int
+	// Cache, when set, serves recently read posts from memory; it must be
+	// given to the Hub that follows the posts feed (Hub.Cache), which
+	// invalidates it.
+	Cache *Cache
 }
 
 // Register adds the posts routes to rt.
@@ -130,12 +134,17 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}
-	p, err := h.Store.Get(r.Context(), id)
-	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+	e, gen := h.Cache.lookup(id)
+	if e == nil {
+		p, err := h.Store.Get(r.Context(), id)
+		if err != nil {
+			api.WriteError(w, r, h.Log, err)
+			return
+		}
+		e = encodePost(p)
+		h.Cache.put(id, gen, e)
 	}
-	api.WriteJSON(w, http.StatusOK, normalize(p))
+	e.serve(w, r)
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
@@ -150,6 +159,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := h.Store.Update(r.Context(), id, Patch{Title: in.Title, Content: in.Content}, h.now())
+	h.Cache.forget(id)
 	if err != nil {
 		api.WriteError(w, r, h.Log, err)
 		return
@@ -163,7 +173,9 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}
-	if err := h.Store.Delete(r.Context(), id); err != nil {
+	err = h.Store.Delete(r.Context(), id)
+	h.Cache.forget(id)
+	if err != nil {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}
