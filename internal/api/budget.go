@@ -20,12 +20,12 @@ import (
 const DefaultListBytes = 1 << 20
 
 // listSlots bounds how many list pages are read and encoded at once in
-// this process: twice the CPUs. The work is CPU-bound, so more at once
-// only lengthens every other request's wait for a CPU (health checks
-// included) without serving lists any faster; the rest wait their turn
-// without holding a CPU or a page's memory. It is process-wide because
-// the CPUs are.
-var listSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
+// this process: one fewer than the CPUs (at least one), so one CPU stays
+// free for every other request, health checks included. The work is
+// CPU-bound, so more at once would not serve lists faster, only make
+// everything else wait for a CPU; the rest wait their turn without holding
+// a CPU or a page's memory. It is process-wide because the CPUs are.
+var listSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
 
 // firstChunk is how many items a budgeted page reads from its store at
 // first; later reads are sized from the items seen so far, so a page of
