@@ -45,6 +45,16 @@ import (
 	"time"
 )
 
+// verbose is -v: say when slow probes and attack phases happen.
+var verbose bool
+
+// phase notes, with -v, that an attack phase begins.
+func phase(what string) {
+	if verbose {
+		fmt.Fprintf(os.Stderr, "  %s: %s\n", time.Now().Format("15:04:05.000"), what)
+	}
+}
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "hostile:", err)
@@ -80,11 +90,16 @@ func run() error {
 	flag.IntVar(&o.commentsEach, "comments", 50, "comments seeded per post")
 	flag.IntVar(&o.commentBytes, "comment-bytes", 10<<10, "bytes of each seeded comment")
 	flag.BoolVar(&o.keepLog, "log", false, "print the server's log at the end")
+	flag.BoolVar(&verbose, "v", false, "print each /livez answer over 100 ms, and when each attack phase begins")
 	sources := flag.String("sources", "1,1250", "stream rounds, each from this many loopback addresses")
-	probe := flag.String("probe", "", "internal: probe this URL every 50 ms until stdin closes")
+	probe := flag.String("probe", "", "internal: probe these URLs (comma-separated) every 50 ms until stdin closes")
+	control := flag.Bool("control", false, "internal: serve /livez on a free loopback port, print its URL, until stdin closes")
 	flag.Parse()
 	if *probe != "" {
-		return probeLoop(*probe)
+		return probeLoop(strings.Split(*probe, ","))
+	}
+	if *control {
+		return serveControl()
 	}
 	if o.bin == "" {
 		return errors.New("-bin is required (go build -o /tmp/blog ./cmd/blog)")
@@ -156,6 +171,7 @@ func runOne(name string, attack func(context.Context, *server, options, []string
 	time.Sleep(2 * time.Second)
 	base := calm.stop()
 	mon := watch(srv.cmd.Process.Pid, target+"/livez", o.killRSS)
+	phase("watch begins")
 	cpu0, wall0 := cpuTime(srv.cmd.Process.Pid), time.Now()
 	note, err := attack(ctx, srv, o, ids)
 	cpu, wall := cpuTime(srv.cmd.Process.Pid)-cpu0, time.Since(wall0)
@@ -168,9 +184,9 @@ func runOne(name string, attack func(context.Context, *server, options, []string
 	if !ok {
 		verdict = "EXCEEDED"
 	}
-	fmt.Printf("%-8s %s | /livez max %v p99 %v median %v over %d probes, %d failed (idle before: max %v median %v) | RSS start %d MB, peak %d MB, end %d MB | limits (%v, %d MB) %s\n",
+	fmt.Printf("%-8s %s | /livez max %v p99 %v median %v over %d probes, %d failed (idle before: max %v median %v; idle control process meanwhile: max %v p99 %v) | RSS start %d MB, peak %d MB, end %d MB | limits (%v, %d MB) %s\n",
 		name, note, st.maxLivez.Round(time.Millisecond), st.p99.Round(time.Millisecond), st.median.Round(time.Millisecond), st.probes, st.livezFailed,
-		base.maxLivez.Round(time.Millisecond), base.median.Round(time.Millisecond),
+		base.maxLivez.Round(time.Millisecond), base.median.Round(time.Millisecond), st.ctlMax.Round(time.Millisecond), st.ctlP99.Round(time.Millisecond),
 		st.startRSS>>20, st.peakRSS>>20, st.endRSS>>20, o.livez, o.rss>>20, verdict)
 	fmt.Printf("%-8s server CPU %v over %v of attack (%.2f cores)\n", name, cpu.Round(time.Millisecond), wall.Round(time.Millisecond), cpu.Seconds()/wall.Seconds())
 	if st.killed {
@@ -289,6 +305,7 @@ type monitor struct {
 type stats struct {
 	probes, livezFailed       int
 	maxLivez, p99, median     time.Duration
+	ctlMax, ctlP99            time.Duration // an idle process on the same machine, in the same ticks
 	startRSS, peakRSS, endRSS int64
 	killed                    bool
 }
@@ -333,7 +350,19 @@ func watch(pid int, livez string, killAt int64) *monitor {
 	if err != nil {
 		panic(err) // a tool, not a service: no way on without it
 	}
-	probe := exec.Command(self, "-probe", livez)
+	// A control: the same /livez answer from an idle process of its own,
+	// probed in the same ticks, shows what the shared machine alone costs.
+	ctl := exec.Command(self, "-control")
+	ctlIn, _ := ctl.StdinPipe()
+	ctlOut, _ := ctl.StdoutPipe()
+	if err := ctl.Start(); err != nil {
+		panic(err)
+	}
+	ctlURL, err := bufio.NewReader(ctlOut).ReadString('\n')
+	if err != nil {
+		panic(err)
+	}
+	probe := exec.Command(self, "-probe", livez+","+strings.TrimSpace(ctlURL)+"/livez")
 	stdin, _ := probe.StdinPipe()
 	stdout, _ := probe.StdoutPipe()
 	probe.Stderr = os.Stderr
@@ -341,18 +370,37 @@ func watch(pid int, livez string, killAt int64) *monitor {
 		panic(err)
 	}
 	type result struct {
-		lat    []time.Duration
-		failed int
+		lat, control []time.Duration
+		failed       int
 	}
 	probed := make(chan result, 1)
 	go func() {
 		var r result
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if us, err := strconv.ParseInt(sc.Text(), 10, 64); err == nil {
-				r.lat = append(r.lat, time.Duration(us)*time.Microsecond)
-			} else {
+			f := strings.Fields(sc.Text())
+			if len(f) < 2 {
+				continue
+			}
+			which := f[0]
+			us, err := strconv.ParseInt(f[1], 10, 64)
+			at := time.Now()
+			if len(f) > 2 {
+				ms, _ := strconv.ParseInt(f[2], 10, 64)
+				at = time.UnixMilli(ms)
+			}
+			switch {
+			case err != nil && which == "0":
 				r.failed++
+			case err != nil:
+			case which == "0":
+				d := time.Duration(us) * time.Microsecond
+				r.lat = append(r.lat, d)
+				if verbose && d > 100*time.Millisecond {
+					fmt.Fprintf(os.Stderr, "  slow /livez: %v, asked at %s\n", d.Round(time.Millisecond), at.Format("15:04:05.000"))
+				}
+			default:
+				r.control = append(r.control, time.Duration(us)*time.Microsecond)
 			}
 		}
 		probed <- r
@@ -368,6 +416,13 @@ func watch(pid int, livez string, killAt int64) *monitor {
 				stdin.Close()
 				r := <-probed
 				_ = probe.Wait()
+				ctlIn.Close()
+				_ = ctl.Wait()
+				c := r.control
+				sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
+				if len(c) > 0 {
+					st.ctlMax, st.ctlP99 = c[len(c)-1], c[len(c)*99/100]
+				}
 				lat := r.lat
 				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 				if len(lat) > 0 {
@@ -393,10 +448,35 @@ func watch(pid int, livez string, killAt int64) *monitor {
 	return m
 }
 
-// probeLoop GETs url every 50 ms, printing each answer's time in
-// microseconds (or "fail"), until its standard input closes.
-func probeLoop(url string) error {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+// serveControl answers GET /livez on a free loopback port, printing its
+// base URL, until its standard input closes.
+func serveControl() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("http://%s\n", ln.Addr())
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); ln.Close() }()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+	err = http.Serve(ln, mux)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// probeLoop GETs each of urls every 50 ms, printing "<index> <time in
+// microseconds>" (or "<index> fail") per answer, until its standard input
+// closes.
+func probeLoop(urls []string) error {
+	clients := make([]*http.Client, len(urls))
+	for i := range clients {
+		clients[i] = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	}
 	done := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(done) }()
 	out := bufio.NewWriter(os.Stdout)
@@ -409,19 +489,21 @@ func probeLoop(url string) error {
 			return nil
 		case <-tick.C:
 		}
-		t0 := time.Now()
-		res, err := client.Get(url)
-		if err != nil {
-			fmt.Fprintln(out, "fail")
-			continue
+		for i, url := range urls {
+			t0 := time.Now()
+			res, err := clients[i].Get(url)
+			if err != nil {
+				fmt.Fprintln(out, i, "fail")
+				continue
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				fmt.Fprintln(out, i, "fail")
+				continue
+			}
+			fmt.Fprintln(out, i, time.Since(t0).Microseconds(), t0.UnixMilli())
 		}
-		_, _ = io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			fmt.Fprintln(out, "fail")
-			continue
-		}
-		fmt.Fprintln(out, time.Since(t0).Microseconds())
 	}
 }
 
@@ -524,6 +606,7 @@ func attackStreams(ctx context.Context, s *server, o options, ids []string) (str
 	addr := strings.TrimPrefix(s.web, "http://")
 	var notes []string
 	for _, sources := range o.sources {
+		phase(fmt.Sprintf("streams: %d attempts from %d address(es)", o.streams, sources))
 		counts := map[string]*atomic.Int64{"200": {}, "429": {}, "503": {}, "other": {}, "error": {}}
 		var held sync.WaitGroup
 		roundCtx, endRound := context.WithCancel(ctx)
@@ -562,9 +645,11 @@ func attackStreams(ctx context.Context, s *server, o options, ids []string) (str
 			})
 		}
 		tries.Wait()
+		phase("streams: all attempts answered; holding")
 		time.Sleep(2 * time.Second) // hold every admitted stream a moment, under the monitor
 		endRound()
 		held.Wait()
+		phase("streams: round over")
 		notes = append(notes, fmt.Sprintf("%d attempts from %d address(es): %d streamed, %d 429, %d 503, %d other, %d errors",
 			o.streams, sources, counts["200"].Load(), counts["429"].Load(), counts["503"].Load(), counts["other"].Load(), counts["error"].Load()))
 	}
