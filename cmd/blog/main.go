@@ -160,8 +160,10 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 	)
 	reg := metrics.New()
 	// The web front end `blog serve` starts is the APIs' trusted proxy by a
-	// key only this process knows; other proxies by BLOG_TRUSTED_PROXIES.
-	proxyKey := ""
+	// key only this process knows; `blog web` run apart proves itself with
+	// BLOG_API_TOKEN, which it shares with the APIs (none: no key); other
+	// proxies are trusted by address, BLOG_TRUSTED_PROXIES.
+	proxyKey := cfg.APIToken
 	if cmd == "serve" {
 		proxyKey = newProxyKey()
 	}
