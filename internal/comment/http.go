@@ -31,6 +31,9 @@ type Handler struct {
 	// Auth guards edits and deletes (nil: none). Creating a comment stays
 	// public, as on any blog, and is guarded by Throttle (nil: unlimited).
 	Auth, Throttle api.Middleware
+	// Idempotency replays the answer to a retried POST /comments that
+	// carries an Idempotency-Key (nil: the header is ignored).
+	Idempotency api.Middleware
 	// PostExists reports whether a post exists (nil error) or not
 	// (ErrPostNotFound), so that listing the comments of a post that does
 	// not exist answers 404, as creating one on it does. It is asked only
@@ -46,7 +49,8 @@ type Handler struct {
 // /comments/{id}), so the three share one and the document says, per
 // operation, what the id names.
 func (h *Handler) Register(rt *api.Router) {
-	rt.HandleFunc("POST /comments", h.Throttle.Wrap(h.create))
+	// A replayed answer costs no rate-limit token: idempotency goes first.
+	rt.HandleFunc("POST /comments", h.Idempotency.Wrap(h.Throttle.Wrap(h.create)))
 	rt.HandleFunc("GET /comments/{id}", h.list)
 	rt.HandleFunc("PATCH /comments/{id}", h.Auth.Wrap(h.update))
 	rt.HandleFunc("DELETE /comments/{id}", h.Auth.Wrap(h.delete))

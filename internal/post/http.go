@@ -32,11 +32,15 @@ type Handler struct {
 	Now func() time.Time
 	// Auth guards every write (nil: none); reads are public.
 	Auth api.Middleware
+	// Idempotency replays the answer to a retried POST /posts that carries
+	// an Idempotency-Key (nil: the header is ignored). It runs after Auth,
+	// so only an authorised client sees a replay.
+	Idempotency api.Middleware
 }
 
 // Register adds the posts routes to rt.
 func (h *Handler) Register(rt *api.Router) {
-	rt.HandleFunc("POST /posts", h.Auth.Wrap(h.create))
+	rt.HandleFunc("POST /posts", h.Auth.Wrap(h.Idempotency.Wrap(h.create)))
 	rt.HandleFunc("GET /posts", h.list)
 	rt.HandleFunc("GET /posts/{id}", h.get)
 	rt.HandleFunc("PATCH /posts/{id}", h.Auth.Wrap(h.update))
