@@ -68,6 +68,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&cfg.LagRate, "lag-rate", bench.DefaultLagRate, "comments per second of the propagation scenario")
 	fs.IntVar(&cfg.LagPosts, "lag-posts", bench.DefaultLagPosts, "posts the propagation scenario's comments spread over")
 	fs.BoolVar(&noBase, "no-baselines", false, "skip the bare-handler and raw-insert baselines")
+	fs.DurationVar(&cfg.IdleWindow, "idle", bench.DefaultIdleWindow, "measure the services' idle CPU for this long after the scenarios (negative: skip)")
 	fs.StringVar(&only, "only", "", "run only these scenarios, comma-separated (e.g. \"create comment,propagation\"; for profiling)")
 	fs.BoolVar(&quick, "quick", false, "smoke run for CI: -sizes 1000 -duration 1s -warmup 0 (flags given explicitly win)")
 	fs.StringVar(&chart, "chart", "", "write a PNG chart of throughput and latency against dataset size to this file")
@@ -75,6 +76,10 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "save CPU profiles of the services per scenario into this dir (binary built with -tags pprof)")
 	fs.StringVar(&cfg.TempDir, "tmp", "", "directory for the datasets (default: the system's temp dir)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the datasets after the run")
+	var peer bench.PeerConfig
+	fs.StringVar(&peer.Peer, "peer", "", "compare with PocketBase instead: the pbpeer binary built from bench/pocketbase (see bench/run-peer.sh)")
+	fs.IntVar(&peer.Rounds, "rounds", 3, "with -peer: rounds, alternating which system goes first")
+	fs.IntVar(&peer.Posts, "peer-posts", 5000, "with -peer: posts seeded in both (of -per-post comments)")
 	fs.StringVar(&bareAddr, "bare-addr", "", "internal: serve the read baseline on this address")
 	fs.StringVar(&bareBody, "bare-body", "", "internal: the file the read baseline serves")
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +109,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if !set["warmup"] {
 			cfg.Warmup = 0
 		}
+		if !set["idle"] {
+			cfg.IdleWindow = 2 * time.Second
+		}
 	}
 	var err error
 	if cfg.Sizes, err = bench.ParseSizes(sizes); err != nil {
@@ -124,6 +132,40 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if cfg.Binary, err = filepath.Abs(cfg.Binary); err != nil {
 		return fmt.Errorf("bench: -bin: %w", err)
+	}
+	if peer.Peer != "" {
+		peer.Binary, peer.PerPost, peer.TempDir, peer.Progress = cfg.Binary, cfg.CommentsPerPost, cfg.TempDir, stderr
+		if set["duration"] || quick {
+			peer.Duration = cfg.Duration
+		}
+		if quick {
+			peer.Posts, peer.HotComments, peer.LagRate = min(peer.Posts, 200), 100, 100
+		}
+		if set["lag-rate"] {
+			peer.LagRate = cfg.LagRate
+		}
+		if peer.Peer, err = filepath.Abs(peer.Peer); err != nil {
+			return fmt.Errorf("bench: -peer: %w", err)
+		}
+		rep, err := bench.RunPeer(ctx, peer)
+		if rep != nil && len(rep.Rounds) > 0 {
+			if werr := bench.WritePeerMarkdown(stdout, rep); werr != nil && err == nil {
+				err = werr
+			}
+			if jsonOut != "" {
+				if jerr := writeFile(jsonOut, func(w io.Writer) error {
+					enc := json.NewEncoder(w)
+					enc.SetIndent("", "  ")
+					return enc.Encode(rep)
+				}); jerr != nil && err == nil {
+					err = jerr
+				}
+			}
+		}
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
 	}
 	// The read baseline's server is this same binary's `bench -bare-addr`.
 	cfg.Self = []string{cfg.Binary, "bench"}

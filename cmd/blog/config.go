@@ -17,6 +17,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/joho/godotenv"
 
+	"blog/internal/api"
 	"blog/internal/post"
 	"blog/internal/store/mongo"
 )
@@ -43,6 +44,81 @@ type Config struct {
 	Insecure        bool          `env:"BLOG_INSECURE"`
 	// ChangelogRetention is how long the embedded change log keeps entries.
 	ChangelogRetention time.Duration `env:"BLOG_CHANGELOG_RETENTION" envDefault:"168h"`
+
+	// Limits on what one client can hold (see limitFlags and the README's
+	// security section).
+	TrustedProxies   string        `env:"BLOG_TRUSTED_PROXIES"`
+	MaxStreams       int           `env:"BLOG_MAX_STREAMS" envDefault:"500"`
+	StreamsPerClient int           `env:"BLOG_STREAMS_PER_CLIENT" envDefault:"8"`
+	StreamLifetime   time.Duration `env:"BLOG_STREAM_LIFETIME" envDefault:"10m"`
+	ListBytes        int           `env:"BLOG_LIST_BYTES" envDefault:"1048576"`
+	SessionIdle      time.Duration `env:"BLOG_SESSION_IDLE" envDefault:"1h"`
+	LoginRate        int           `env:"BLOG_LOGIN_RATE" envDefault:"10"`
+	LoginGlobalRate  int           `env:"BLOG_LOGIN_GLOBAL_RATE" envDefault:"100"`
+}
+
+// limitFlags binds the flags of the client limits.
+func limitFlags(fs *flag.FlagSet, cfg *Config) {
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", cfg.TrustedProxies, "CIDR networks of reverse proxies whose X-Forwarded-For/-Proto are believed; empty: none (env BLOG_TRUSTED_PROXIES)")
+	fs.IntVar(&cfg.MaxStreams, "max-streams", cfg.MaxStreams, "live-update streams open at once per service; 0: no cap (env BLOG_MAX_STREAMS)")
+	fs.IntVar(&cfg.StreamsPerClient, "streams-per-client", cfg.StreamsPerClient, "live-update streams one client address (IPv6: /64) may hold; 0: no cap (env BLOG_STREAMS_PER_CLIENT)")
+	fs.DurationVar(&cfg.StreamLifetime, "stream-lifetime", cfg.StreamLifetime, "a live-update stream ends after this and the browser reconnects; 0: never (env BLOG_STREAM_LIFETIME)")
+	fs.IntVar(&cfg.ListBytes, "list-bytes", cfg.ListBytes, "byte budget of one list page (GET /posts, GET /comments/{postId}) (env BLOG_LIST_BYTES)")
+	fs.DurationVar(&cfg.SessionIdle, "session-idle", cfg.SessionIdle, "an author's sign-in ends after this long unused (env BLOG_SESSION_IDLE)")
+	fs.IntVar(&cfg.LoginRate, "login-rate", cfg.LoginRate, "sign-in attempts per minute per address; 0: no limit (env BLOG_LOGIN_RATE)")
+	fs.IntVar(&cfg.LoginGlobalRate, "login-global-rate", cfg.LoginGlobalRate, "sign-in attempts per minute in all; 0: no limit (env BLOG_LOGIN_GLOBAL_RATE)")
+}
+
+// validateLimits checks the client limits.
+func (c Config) validateLimits() error {
+	var errs []error
+	if _, err := api.ParseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("BLOG_TRUSTED_PROXIES: %w", err))
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"BLOG_MAX_STREAMS", c.MaxStreams}, {"BLOG_STREAMS_PER_CLIENT", c.StreamsPerClient}, {"BLOG_LOGIN_RATE", c.LoginRate}, {"BLOG_LOGIN_GLOBAL_RATE", c.LoginGlobalRate}} {
+		if v.n < 0 {
+			errs = append(errs, fmt.Errorf("%s must be 0 (off) or more, not %d", v.name, v.n))
+		}
+	}
+	if c.StreamLifetime < 0 || c.SessionIdle < 0 {
+		errs = append(errs, errors.New("BLOG_STREAM_LIFETIME and BLOG_SESSION_IDLE must not be negative"))
+	}
+	if c.ListBytes < 16<<10 {
+		errs = append(errs, fmt.Errorf("BLOG_LIST_BYTES must be at least 16384, not %d", c.ListBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// proxies is BLOG_TRUSTED_PROXIES parsed (validated by loadConfig).
+func (c Config) proxies() *api.Proxies {
+	p, _ := api.ParseProxies(c.TrustedProxies)
+	return p
+}
+
+// streamLimits are the live-update stream caps; 0 in the config means off.
+func (c Config) streamLimits() api.StreamLimits {
+	off := func(n int) int {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	life := c.StreamLifetime
+	if life == 0 {
+		life = -1
+	}
+	return api.StreamLimits{Max: off(c.MaxStreams), PerClient: off(c.StreamsPerClient), Lifetime: life}
+}
+
+// offIfZero maps the config's 0 (off) to the web package's negative (off).
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // newFlags binds a flag to each Config field, defaulting to the value the
@@ -65,6 +141,7 @@ func newFlags(name string, cfg *Config, out io.Writer, only ...string) *flag.Fla
 	all.IntVar(&cfg.CommentRate, "comment-rate", cfg.CommentRate, "comments a client IP may create per minute; 0 turns the limit off (env BLOG_COMMENT_RATE)")
 	all.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "allow a non-loopback HOST without BLOG_API_TOKEN (env BLOG_INSECURE)")
 	all.DurationVar(&cfg.ChangelogRetention, "changelog-retention", cfg.ChangelogRetention, "how long the embedded change log keeps entries; 0 keeps them forever (env BLOG_CHANGELOG_RETENTION)")
+	limitFlags(all, cfg)
 	if len(only) == 0 {
 		all.SetOutput(out)
 		return all
@@ -207,6 +284,9 @@ func (c Config) validate() error {
 	if c.DataDir == "" && c.MongoURI == "" {
 		errs = append(errs, errors.New("BLOG_DATA_DIR must not be empty"))
 	}
+	if err := c.validateLimits(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -317,5 +397,13 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("BLOG_COMMENT_RATE", c.CommentRate),
 		slog.Bool("BLOG_INSECURE", c.Insecure),
 		slog.Duration("BLOG_CHANGELOG_RETENTION", c.ChangelogRetention),
+		slog.String("BLOG_TRUSTED_PROXIES", c.TrustedProxies),
+		slog.Int("BLOG_MAX_STREAMS", c.MaxStreams),
+		slog.Int("BLOG_STREAMS_PER_CLIENT", c.StreamsPerClient),
+		slog.Duration("BLOG_STREAM_LIFETIME", c.StreamLifetime),
+		slog.Int("BLOG_LIST_BYTES", c.ListBytes),
+		slog.Duration("BLOG_SESSION_IDLE", c.SessionIdle),
+		slog.Int("BLOG_LOGIN_RATE", c.LoginRate),
+		slog.Int("BLOG_LOGIN_GLOBAL_RATE", c.LoginGlobalRate),
 	)
 }

@@ -266,10 +266,18 @@ func requireSurvived(t *testing.T, posts, comments, id string) {
 	}
 }
 
+// TestServeWalkthroughAndRestart runs `blog serve` on each store.
 func TestServeWalkthroughAndRestart(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { serveWalkthroughAndRestart(t, b.env(t)) })
+	}
+}
+
+func serveWalkthroughAndRestart(t *testing.T, extra []string) {
 	dir := t.TempDir()
 	pp, cp := freePort(t), freePort(t)
 	env := []string{fmt.Sprintf("PORT=%d", pp), fmt.Sprintf("COMMENTS_PORT=%d", cp), fmt.Sprintf("WEB_PORT=%d", freePort(t)), "BLOG_DATA_DIR=" + filepath.Join(dir, "data")}
+	env = append(env, extra...)
 	posts, comments := fmt.Sprintf("http://127.0.0.1:%d", pp), fmt.Sprintf("http://127.0.0.1:%d", cp)
 
 	p := start(t, dir, env) // no subcommand: serve, as `go run ./cmd/blog` does
@@ -289,10 +297,19 @@ func TestServeWalkthroughAndRestart(t *testing.T) {
 	p.stop(t)
 }
 
+// TestSeparateProcessesWalkthroughAndRestart runs `blog posts` and `blog
+// comments` as separate processes on each store.
 func TestSeparateProcessesWalkthroughAndRestart(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { separateProcessesWalkthroughAndRestart(t, b.env(t)) })
+	}
+}
+
+func separateProcessesWalkthroughAndRestart(t *testing.T, extra []string) {
 	dir := t.TempDir()
 	pp, cp := freePort(t), freePort(t)
 	env := []string{fmt.Sprintf("PORT=%d", pp), fmt.Sprintf("COMMENTS_PORT=%d", cp), "BLOG_DATA_DIR=" + filepath.Join(dir, "data")}
+	env = append(env, extra...)
 	posts, comments := fmt.Sprintf("http://127.0.0.1:%d", pp), fmt.Sprintf("http://127.0.0.1:%d", cp)
 
 	cproc := start(t, dir, env, "comments")

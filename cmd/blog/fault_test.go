@@ -109,8 +109,22 @@ func faultDuration(t *testing.T) time.Duration {
 // creating, editing and deleting comments (and deleting a post) while the
 // services are SIGKILLed at random and restarted; then every post must
 // converge to exactly what the comments service holds, every acknowledged
-// comment must exist, and `blog verify` must find no drift.
+// comment must exist, and `blog verify` must find no drift. It runs on each
+// store; on MongoDB (the wire test server unless TEST_MONGO_URI is set) for
+// at most 3 s of faults, to keep the suite's time down.
 func TestFaultKillAnyInstant(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			d := faultDuration(t)
+			if b.name == "mongo" {
+				d = min(d, 3*time.Second)
+			}
+			faultKillAnyInstant(t, b.env(t), d)
+		})
+	}
+}
+
+func faultKillAnyInstant(t *testing.T, extra []string, faults time.Duration) {
 	const limit = 5 // a small embed window, so back-fill and bounding are exercised
 	dir := t.TempDir()
 	pp, cp := freePort(t), freePort(t)
@@ -118,6 +132,7 @@ func TestFaultKillAnyInstant(t *testing.T) {
 		fmt.Sprintf("PORT=%d", pp), fmt.Sprintf("COMMENTS_PORT=%d", cp), "BLOG_DATA_DIR=" + filepath.Join(dir, "data"),
 		"BLOG_COMMENT_RATE=0", fmt.Sprintf("BLOG_EMBED_LIMIT=%d", limit), "LOG_LEVEL=warn",
 	}
+	env = append(env, extra...)
 	posts, comments := fmt.Sprintf("http://127.0.0.1:%d", pp), fmt.Sprintf("http://127.0.0.1:%d", cp)
 
 	var mu sync.Mutex // guards procs
@@ -216,11 +231,11 @@ func TestFaultKillAnyInstant(t *testing.T) {
 	// The killer: SIGKILL a random service at a random instant, restart it.
 	kills := 0
 	rng := rand.New(rand.NewPCG(7, 7))
-	deadline := time.Now().Add(faultDuration(t))
+	deadline := time.Now().Add(faults)
 	postDeleted := false
 	for time.Now().Before(deadline) {
 		time.Sleep(time.Duration(150+rng.IntN(600)) * time.Millisecond) // the fault schedule, not synchronisation
-		if !postDeleted && time.Until(deadline) < faultDuration(t)/2 {
+		if !postDeleted && time.Until(deadline) < faults/2 {
 			if status, _, err := try("DELETE", posts+"/posts/"+doomed, ""); err == nil && status == 204 {
 				postDeleted = true
 			}
@@ -298,7 +313,9 @@ func TestFaultKillAnyInstant(t *testing.T) {
 		p.stop(t)
 	}
 	mu.Unlock()
-	out, err := exec.Command(binary(t), append([]string{"verify"}, "-data-dir", filepath.Join(dir, "data"), "-embed-limit", fmt.Sprint(limit))...).CombinedOutput()
+	verify := exec.Command(binary(t), append([]string{"verify"}, "-data-dir", filepath.Join(dir, "data"), "-embed-limit", fmt.Sprint(limit))...)
+	verify.Env = append(os.Environ(), extra...) // MONGO_URI on MongoDB
+	out, err := verify.CombinedOutput()
 	if err != nil {
 		t.Fatalf("blog verify after the fault run: %v\n%s", err, out)
 	}

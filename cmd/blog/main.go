@@ -147,6 +147,13 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		ready   []func() bool           // must hold before serving
 	)
 	reg := metrics.New()
+	// The web front end `blog serve` starts is the APIs' trusted proxy by a
+	// key only this process knows; other proxies by BLOG_TRUSTED_PROXIES.
+	proxyKey := ""
+	if cmd == "serve" {
+		proxyKey = newProxyKey()
+	}
+	apiProxies := cfg.proxies().WithKey(proxyKey)
 	// Live event streams end when shutdown begins, so Shutdown need not
 	// wait for them; consumers end after the servers have drained.
 	eventsCtx, stopEvents := context.WithCancel(context.WithoutCancel(ctx))
@@ -161,10 +168,10 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		// replica), so no comment written through this process precedes it.
 		workers = append(workers, func(ctx context.Context) { _ = commentSync.Run(ctx) })
 		ready = append(ready, commentSync.Running)
-		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken), Idempotency: (&api.IdempotencyKeys{}).Middleware()}
+		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes, Cache: post.NewCache(0), Idempotency: (&api.IdempotencyKeys{}).Middleware()}
 		probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Running)}
 		rt := postsRouter(h, plog, reg, probes)
-		runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, plog)
+		runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, h.Cache, api.NewStreamGate(cfg.streamLimits(), apiProxies), plog)
 		probes["live updates"] = eventsReady
 		workers = append(workers, func(context.Context) { _ = runEvents(eventsCtx) })
 		srv := newServer(cfg.Host, cfg.PostsPort, rt, plog)
@@ -184,14 +191,15 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 			PostExists:  postExists(st.posts),
 			Idempotency: (&api.IdempotencyKeys{}).Middleware(),
 			Auth:        api.RequireToken(cfg.APIToken),
-			Throttle:    api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate)),
+			Throttle:    api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate, apiProxies)),
+			ListBytes:   cfg.ListBytes,
 		}
 		rt := commentsRouter(h, clog, reg, map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Running)})
 		servers, names = append(servers, newServer(cfg.Host, cfg.CommentsPort, rt, clog)), append(names, "comments API")
 	}
 	if cmd == "serve" || cmd == "web" {
 		wlog := log.With("service", "web")
-		ws, err := webService(cfg.postsURL(), cfg.commentsURL(), cfg.APIToken, cfg.CommentRate, wlog)
+		ws, err := webService(cfg, proxyKey, wlog)
 		if err != nil {
 			return err
 		}

@@ -55,7 +55,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // included.
 func postsWithEvents(log *slog.Logger) *api.Router {
 	rt := postsRouter(&post.Handler{}, log, metrics.New(), nil)
-	registerPostEvents(rt, nil, nil, log)
+	registerPostEvents(rt, nil, nil, nil, nil, log)
 	return rt
 }
 

@@ -37,7 +37,7 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*stores, erro
 		}
 		return &stores{
 			posts: db.Posts(), comments: db.Comments(),
-			commentFeed: db.CommentFeed(), postFeed: db.PostFeed(),
+			commentFeed: db.CommentFeed(), postFeed: db.PostEvents(),
 			cascade: db.PostCascade(), leases: db.Leases(),
 			close: func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -64,6 +64,9 @@ type Config struct {
 	LagRate, LagPosts int
 	// NoBaselines skips both baselines.
 	NoBaselines bool
+	// IdleWindow is how long the services' CPU is measured with no load,
+	// after the scenarios (0: DefaultIdleWindow; negative: not measured).
+	IdleWindow time.Duration
 	// Only, when set, names the scenarios to run (of Scenarios, and
 	// Propagation); the others are left out of the report.
 	Only []string
@@ -91,6 +94,7 @@ const (
 	DefaultConcurrency     = 8
 	DefaultLagRate         = 500
 	DefaultLagPosts        = 20
+	DefaultIdleWindow      = 20 * time.Second
 )
 
 // ParseSizes reads a comma-separated list of sizes; k and M suffixes
@@ -143,6 +147,9 @@ func (c *Config) defaults() {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	if c.IdleWindow == 0 {
+		c.IdleWindow = DefaultIdleWindow
+	}
 }
 
 // Report is everything a run measured.
@@ -193,6 +200,20 @@ type SizeResult struct {
 	// high-water mark (VmRSS and VmHWM), in bytes; 0 when unknown.
 	RSS  int64 `json:"rss"`
 	Peak int64 `json:"peak"`
+	// IdleCPU is the cores the services used over IdleWindow with no
+	// load, after the scenarios and once the sync had caught up.
+	IdleCPU    float64       `json:"idleCpu"`
+	IdleWindow time.Duration `json:"idleWindow,omitempty"`
+	// Disk is what the store holds after the run: the comments stored,
+	// the database file with its WAL, and each table and index.
+	Disk *Disk `json:"disk,omitempty"`
+}
+
+// Disk is the space the embedded store takes after a run.
+type Disk struct {
+	Comments  int64          `json:"comments"`
+	FileBytes int64          `json:"fileBytes"`
+	Objects   []sqlite.Space `json:"objects"`
 }
 
 // Scenario returns the stat of the named scenario (zero if absent).
@@ -337,6 +358,11 @@ func (r *runner) size(ctx context.Context, n int) (SizeResult, error) {
 	if err := sys.stop(); err != nil {
 		r.note("the services did not stop cleanly after the %s run: %v", fmtSize(n), err)
 	}
+	if d, err := diskUsage(ctx, dir); err != nil {
+		r.note("disk usage at %s not measured: %v", fmtSize(n), err)
+	} else {
+		res.Disk = d
+	}
 	if !r.cfg.Keep {
 		_ = os.RemoveAll(dir)
 	}
@@ -390,6 +416,15 @@ func (r *runner) measure(ctx context.Context, sys *system, posts []sqlite.Seeded
 		r.propagation(ctx, sys, ds, label, pid, &res)
 	}
 
+	if pid > 0 && cfg.IdleWindow > 0 && ctx.Err() == nil {
+		before := snapCPU(pid)
+		select {
+		case <-ctx.Done():
+		case <-time.After(cfg.IdleWindow):
+		}
+		res.IdleCPU, res.IdleWindow = snapCPU(pid).since(before).Server, cfg.IdleWindow
+		fmt.Fprintf(r.cfg.Progress, "%s: idle CPU over %v: %.2f%% of a core\n", label, cfg.IdleWindow, 100*res.IdleCPU)
+	}
 	if pid > 0 {
 		res.RSS, res.Peak = memory(pid)
 		fmt.Fprintf(r.cfg.Progress, "%s: services' memory: RSS %s, peak %s\n", label, fmtMB(res.RSS), fmtMB(res.Peak))
@@ -686,4 +721,27 @@ func ThisMachine() Machine {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
 	return m
+}
+
+// diskUsage measures the store in dir (its services stopped): the comments
+// it holds, its file and WAL, and every table and index.
+func diskUsage(ctx context.Context, dir string) (*Disk, error) {
+	db, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	d := &Disk{}
+	if d.Comments, err = db.CountComments(ctx); err != nil {
+		return nil, err
+	}
+	if d.Objects, err = db.SpaceUsage(ctx); err != nil {
+		return nil, err
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		if fi, err := os.Stat(filepath.Join(dir, sqlite.FileName+suffix)); err == nil {
+			d.FileBytes += fi.Size()
+		}
+	}
+	return d, nil
 }

@@ -212,6 +212,15 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", fmtSize(s.Comments), thousands(int64(s.Posts)), fmtDur(s.SeedTook), fmtMB(s.RSS), fmtMB(s.Peak))
 	}
 
+	for _, s := range rep.Sizes {
+		if s.IdleWindow > 0 {
+			fmt.Fprintf(b, "\nIdle CPU at %s, over %v with no load after the scenarios: %.2f%% of a core.\n", fmtSize(s.Comments), s.IdleWindow, 100*s.IdleCPU)
+		}
+	}
+	for _, s := range rep.Sizes {
+		writeDisk(b, s)
+	}
+
 	b.WriteString("\n| target | measured | |\n|---|---|---|\n")
 	for _, t := range Targets(rep) {
 		fmt.Fprintf(b, "| %s | %s | %s |\n", t.Goal, t.Measured, t.Verdict)
@@ -243,4 +252,30 @@ func perRequest(s Stat) string {
 		return "–"
 	}
 	return fmtDur(time.Duration(s.CPU.Server / s.Rate * float64(time.Second)))
+}
+
+// writeDisk writes the table of a dataset's disk space per comment, by
+// table and index.
+func writeDisk(b *strings.Builder, s SizeResult) {
+	d := s.Disk
+	if d == nil || d.Comments == 0 {
+		return
+	}
+	per := func(n int64) string { return fmt.Sprintf("%.0f", float64(n)/float64(d.Comments)) }
+	var total int64
+	for _, o := range d.Objects {
+		total += o.Bytes
+	}
+	fmt.Fprintf(b, "\nDisk after the %s run: %s comments stored; the file and its WAL %s, %s bytes per comment; the tables and indexes (dbstat) %s bytes per comment:\n\n", fmtSize(s.Comments), thousands(d.Comments), fmtMB(d.FileBytes), per(d.FileBytes), per(total))
+	b.WriteString("| table or index | of table | bytes | bytes per comment | payload per comment |\n|---|---|---:|---:|---:|\n")
+	for _, o := range d.Objects {
+		if o.Bytes*1000 < total { // under 0.1%: the small bookkeeping tables
+			continue
+		}
+		name := o.Name
+		if o.Index {
+			name += " (index)"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", name, o.Table, thousands(o.Bytes), per(o.Bytes), per(o.Payload))
+	}
 }

@@ -11,6 +11,7 @@ package changes
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -65,6 +66,34 @@ type Batch[T any] struct {
 	Fence int64
 }
 
+// Validate returns an error when no sink may apply b, before anything is
+// written: when it has no token (saving no position would replay the batch
+// forever, or, before a first checkpoint, restart at the feed's "now" and
+// lose everything in between), or when an event could not be decoded
+// (Err set: applying the rest and checkpointing past it would lose that
+// event silently). Every Sink's Apply calls it; the consumer then isolates
+// the undecodable event and parks it as a dead letter. It is the one
+// validation of a batch; the rules of what an event may say are the
+// domain's (post.CheckEvent).
+func (b Batch[T]) Validate() error {
+	if len(b.Token) == 0 {
+		return errors.New("batch has no token")
+	}
+	for _, ev := range b.Events {
+		if ev.Err != nil {
+			return fmt.Errorf("%s of %s cannot be decoded: %w", ev.Op, ev.Key, ev.Err)
+		}
+	}
+	return nil
+}
+
+// ErrPoison marks an event that no retry can apply, such as an unknown op
+// or an id that is not an ObjectID (see post.CheckEvent and
+// comment.CheckPostEvent). A sink refuses the batch holding one before
+// writing anything; the consumer isolates the event and parks it as a dead
+// letter rather than skip it silently.
+var ErrPoison = errors.New("changes: event cannot be applied")
+
 // ErrHistoryLost is returned by Feed.Open (or Stream.Next) when the requested
 // position is no longer retained: the oplog rolled over, or the change log was
 // pruned. The consumer must rebuild its read model; it must never skip ahead.
@@ -103,6 +132,25 @@ type Sink[T any] interface {
 	Apply(ctx context.Context, consumer string, b Batch[T]) error
 }
 
+// Stager is a Sink some of whose events need more work than one bounded
+// Apply may do: the comments service's cascade deletes a deleted post's
+// comments, possibly a million of them. The consumer calls Stage for each
+// batch before it applies it, under its own context, which is not bounded
+// as an Apply is. Stage must bound each of its own transactions by step (the
+// bound of one Apply), commit its work step by step so that calling it again
+// after a crash or an error resumes rather than restarts, and be idempotent.
+// It must skip the events it cannot handle (Err set, or poison): Apply
+// refuses those, and the consumer parks them.
+//
+// A failing Stage ends the consumer's session like a failing read: the
+// consumer backs off, reopens the feed at its checkpoint (still before the
+// batch) and stages the batch again. It never parks an event whose staged
+// work failed, and it saves the checkpoint past the batch only with Apply,
+// after Stage has finished: a big cascade is never dead-lettered half done.
+type Stager[T any] interface {
+	Stage(ctx context.Context, consumer string, b Batch[T], step time.Duration) error
+}
+
 // Rebuilder is a Sink that can rebuild its read model from the source
 // collection. The consumer calls it when the feed no longer holds the
 // checkpoint (ErrHistoryLost): skipping ahead would silently lose changes.
@@ -135,11 +183,31 @@ type Leaser interface {
 	// Acquire takes the named lease for holder, or renews it if holder has
 	// it, until ttl from now; it fails (held false) while another holder's
 	// lease is unexpired. fence is the lease's fencing token, which grows
-	// every time the lease changes hands.
+	// every time a new term starts: when the lease changes hands, and when
+	// its holder takes it again after releasing it. A renewal, or taking
+	// back a lease that expired with nobody taking it meanwhile, keeps the
+	// fence. It refuses what CheckLease refuses.
 	Acquire(ctx context.Context, name, holder string, ttl time.Duration) (fence int64, held bool, err error)
 	// Release gives the lease up if holder has it, so a successor need not
-	// wait for it to expire.
+	// wait for it to expire. It ends the holder's term: a write still in
+	// flight under the old fence is refused even if the same holder takes
+	// the lease again, since a replica's holder name (a host name, say) may
+	// be shared by a restarted process that knows nothing of that write.
 	Release(ctx context.Context, name, holder string) error
+}
+
+// CheckLease returns an error unless holder and ttl can name a lease
+// term: an empty holder could never be told apart from a released lease,
+// and a ttl that is not positive would grant a lease already expired. Every
+// Leaser refuses them with it, before touching the database.
+func CheckLease(name, holder string, ttl time.Duration) error {
+	if holder == "" {
+		return fmt.Errorf("lease %q: empty holder", name)
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("lease %q: ttl %v is not positive", name, ttl)
+	}
+	return nil
 }
 
 // ErrFenced is returned by a Sink asked to apply a batch under a fence that

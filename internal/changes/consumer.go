@@ -41,6 +41,16 @@ type Consumer[T any] struct {
 	Lease    Leaser
 	Holder   string
 	LeaseTTL time.Duration // zero means 5s; renewed every third of it
+	// IdleCheckpoint is the least time between two checkpoint writes while
+	// the feed is quiet (batches with no events that only move the
+	// position); zero means 5s. Without it an idle consumer would write its
+	// checkpoint every quiet interval forever (on MongoDB, a majority
+	// transaction a second per consumer).
+	IdleCheckpoint time.Duration
+	// ApplyTimeout bounds one write to the sink (an Apply, a dead letter,
+	// one step of a Stage); zero means 10s. A stuck store must not hold a
+	// shutdown, nor a session forever.
+	ApplyTimeout time.Duration
 
 	running     atomic.Bool
 	leader      atomic.Bool
@@ -97,6 +107,9 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 5 * time.Second
+	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = defaultApplyTimeout
 	}
 	backoff := c.MinBackoff
 	for ctx.Err() == nil {
@@ -185,7 +198,12 @@ func (c *Consumer[T]) lead(ctx context.Context) error {
 }
 
 // session opens the feed at the checkpoint and applies batches until an
-// error or until ctx ends.
+// error or until ctx ends. A stream that loses its position while it runs
+// (its Next fails with ErrHistoryLost: a dropped, renamed or invalidated
+// collection, a pruned change log) is handled as when Open fails: the read
+// model is rebuilt and a new stream continues from the feed's head.
+// Reopening at the checkpoint instead would meet the same loss again,
+// forever.
 func (c *Consumer[T]) session(ctx context.Context, fence int64) error {
 	tok, err := c.Sink.Checkpoint(ctx, c.Name)
 	if err != nil {
@@ -216,29 +234,48 @@ func (c *Consumer[T]) session(ctx context.Context, fence int64) error {
 	c.Log.Info("change consumer started", "from", string(printable(tok)))
 	c.running.Store(true)
 	progressed := false
+	fail := func(err error) error {
+		if progressed {
+			return fmt.Errorf("%w: %w", errProgress, err)
+		}
+		return err
+	}
+	saved := time.Now() // when the checkpoint was last written
 	for {
 		b, err := stream.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if progressed {
-				err = fmt.Errorf("%w: %w", errProgress, err)
+			if !errors.Is(err, ErrHistoryLost) {
+				return fail(fmt.Errorf("read feed: %w", err))
 			}
-			return fmt.Errorf("read feed: %w", err)
+			c.Log.Warn("change stream lost its position", "err", err)
+			_ = stream.Close(context.WithoutCancel(ctx))
+			if stream, tok, err = c.resync(ctx, tok, fence); err != nil {
+				stream = closed[T]{}
+				return fail(fmt.Errorf("resync after the stream lost its position: %w", err))
+			}
+			progressed, saved = true, time.Now()
+			continue
 		}
 		c.caughtUp.Store(len(b.Events) == 0)
-		if len(b.Events) == 0 && (b.Token == nil || bytes.Equal(b.Token, tok)) {
+		if len(b.Events) == 0 && (b.Token == nil || bytes.Equal(b.Token, tok) || time.Since(saved) < c.idleCheckpoint()) {
+			// Quiet: the position is saved when it moved, at most once per
+			// IdleCheckpoint; a restart meanwhile reopens a little earlier
+			// and finds nothing to apply there.
 			continue
 		}
 		b.Fence = fence
-		if err := c.apply(ctx, b); err != nil {
-			if progressed {
-				err = fmt.Errorf("%w: %w", errProgress, err)
+		if st, ok := c.Sink.(Stager[T]); ok && len(b.Events) > 0 {
+			if err := st.Stage(ctx, c.Name, b, c.ApplyTimeout); err != nil {
+				return fail(fmt.Errorf("stage batch of %d events: %w", len(b.Events), err))
 			}
-			return fmt.Errorf("apply batch of %d events: %w", len(b.Events), err)
 		}
-		progressed = true
+		if err := c.apply(ctx, b); err != nil {
+			return fail(fmt.Errorf("apply batch of %d events: %w", len(b.Events), err))
+		}
+		progressed, saved = true, time.Now()
 		tok = b.Token
 		if n := len(b.Events); n > 0 {
 			c.applied.Add(int64(n))
@@ -246,6 +283,23 @@ func (c *Consumer[T]) session(ctx context.Context, fence int64) error {
 		}
 	}
 }
+
+// idleCheckpoint returns IdleCheckpoint or its default.
+func (c *Consumer[T]) idleCheckpoint() time.Duration {
+	if c.IdleCheckpoint > 0 {
+		return c.IdleCheckpoint
+	}
+	return defaultIdleCheckpoint
+}
+
+// closed is the stream a session holds after its stream failed and no new
+// one could be opened: closing it again does nothing.
+type closed[T any] struct{}
+
+func (closed[T]) Next(context.Context) (Batch[T], error) {
+	return Batch[T]{}, errors.New("stream closed")
+}
+func (closed[T]) Close(context.Context) error { return nil }
 
 // resync handles lost history: it opens a stream at the feed's head first,
 // so nothing written during the rebuild is missed, then has the sink rebuild
@@ -333,20 +387,23 @@ func (c *Consumer[T]) apply(ctx context.Context, b Batch[T]) error {
 	return c.attempt(ctx, Batch[T]{Token: b.Token, Fence: b.Fence})
 }
 
-// applyTimeout bounds one apply: a stuck store must not hold a shutdown.
-const applyTimeout = 10 * time.Second
+// Defaults of the Consumer's tunables.
+const (
+	defaultApplyTimeout   = 10 * time.Second
+	defaultIdleCheckpoint = 5 * time.Second
+)
 
 // detached returns the context for one write to the sink: it survives ctx's
 // cancellation, because a started apply is one short transaction and
 // finishing it is what "stop after saving the checkpoint" means, but it is
-// bounded by applyTimeout.
+// bounded by ApplyTimeout.
 func (c *Consumer[T]) detached(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
+	return context.WithTimeout(context.WithoutCancel(ctx), c.ApplyTimeout)
 }
 
 // attempt tries a batch up to Attempts times with backoff, retrying only
-// while ctx lasts. An event that could not be decoded fails the batch
-// without reaching the sink.
+// while ctx lasts. The sink refuses a batch holding an event that could not
+// be decoded (Batch.Validate) before writing anything.
 func (c *Consumer[T]) attempt(ctx context.Context, b Batch[T]) error {
 	var err error
 	backoff := c.MinBackoff
@@ -358,26 +415,14 @@ func (c *Consumer[T]) attempt(ctx context.Context, b Batch[T]) error {
 			}
 			backoff = min(backoff*2, c.MaxBackoff)
 		}
-		if err = undecodable(b); err == nil {
-			actx, cancel := c.detached(ctx)
-			err = c.Sink.Apply(actx, c.Name, b)
-			cancel()
-		}
+		actx, cancel := c.detached(ctx)
+		err = c.Sink.Apply(actx, c.Name, b)
+		cancel()
 		if err == nil || errors.Is(err, ErrFenced) {
 			return err
 		}
 	}
 	return err
-}
-
-// undecodable returns the error of the batch's first undecodable event.
-func undecodable[T any](b Batch[T]) error {
-	for _, ev := range b.Events {
-		if ev.Err != nil {
-			return fmt.Errorf("event %s cannot be decoded: %w", ev.Key, ev.Err)
-		}
-	}
-	return nil
 }
 
 // printable returns a token as text for logs: the embedded store's tokens are

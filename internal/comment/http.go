@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
+	"blog/internal/page"
 )
 
 // MaxTextBytes limits a comment's text, documented in the README and the API.
@@ -34,6 +35,9 @@ type Handler struct {
 	// Idempotency replays the answer to a retried POST /comments that
 	// carries an Idempotency-Key (nil: the header is ignored).
 	Idempotency api.Middleware
+	// ListBytes is the byte budget of a GET /comments/{postId} page; 0
+	// means api.DefaultListBytes.
+	ListBytes int
 	// PostExists reports whether a post exists (nil error) or not
 	// (ErrPostNotFound), so that listing the comments of a post that does
 	// not exist answers 404, as creating one on it does. It is asked only
@@ -116,15 +120,16 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}
-	cs, err := h.Store.ListByPost(r.Context(), postID, api.Fetch(q))
-	if err == nil && len(cs) == 0 && h.PostExists != nil {
-		err = h.PostExists(r.Context(), postID)
+	fetch := func(ctx context.Context, q page.Query) ([]Comment, error) {
+		cs, err := h.Store.ListByPost(ctx, postID, q)
+		if err == nil && len(cs) == 0 && h.PostExists != nil {
+			err = h.PostExists(ctx, postID)
+		}
+		return cs, err
 	}
-	if err != nil {
+	if err := api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Comment.Cursor); err != nil {
 		api.WriteError(w, r, h.Log, err)
-		return
 	}
-	api.WritePage(w, r, q, cs, Comment.Cursor)
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) {

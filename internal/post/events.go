@@ -16,6 +16,7 @@ import (
 
 	"blog/internal/api"
 	"blog/internal/changes"
+	"blog/internal/jsonenc"
 )
 
 // Live updates: GET /posts/{id}/events streams a post's changes as
@@ -89,6 +90,8 @@ type Hub struct {
 
 	subscribers atomic.Int64
 	dropped     atomic.Int64
+
+	cache *Cache // invalidated by every change followed (cache.go)
 }
 
 // NewHub returns a hub over the posts feed and store; Run starts it.
@@ -125,8 +128,9 @@ func (h *Hub) Ready(context.Context) error {
 // Run follows the posts feed from its head until ctx ends, refreshing the
 // watched posts it reports. A failed stream is reopened after its last
 // position, so no change is skipped; if that position is gone
-// (changes.ErrHistoryLost) it reopens at the head and drops every subscriber,
-// which then reconnect and start again from a fresh snapshot. When Run
+// (changes.ErrHistoryLost, from Open or from a running stream) it reopens
+// at the head and drops every subscriber, which then reconnect and start
+// again from a fresh snapshot. When Run
 // returns, every subscriber's stream ends.
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.shutdown()
@@ -136,11 +140,21 @@ func (h *Hub) Run(ctx context.Context) error {
 		stream, err := h.open(ctx, token)
 		if err == nil {
 			h.readyOnce.Do(func() { close(h.ready) })
+			h.cache.setActive(true)
 			var progressed bool
 			token, progressed, err = h.follow(ctx, stream, token)
+			h.cache.setActive(false)
 			_ = stream.Close(context.WithoutCancel(ctx))
 			if progressed {
 				backoff = h.MinBackoff
+			}
+			if errors.Is(err, changes.ErrHistoryLost) {
+				// The running stream lost its position (a dropped or renamed
+				// collection, an invalidate): reopening after token would
+				// meet the same loss forever, so start again at the head.
+				token = nil
+				n := h.dropAll()
+				h.log.Warn("posts feed history lost on a running stream; live subscribers dropped to resync", "subscribers", n)
 			}
 		}
 		if ctx.Err() != nil {
@@ -181,6 +195,7 @@ func (h *Hub) follow(ctx context.Context, s changes.Stream[Post], token changes.
 		}
 		progressed = true
 		if len(b.Events) > 0 {
+			h.cache.invalidate(b.Events)
 			h.apply(ctx, b.Events)
 		}
 		if b.Token != nil {
@@ -483,18 +498,18 @@ func (t *topic) publish(st *liveState) (dropped int) {
 // live. The content is left out: it can be 100 KB, and updatedAt tells a
 // page that it changed.
 type liveState struct {
-	ID           string     `json:"_id"`
-	Title        string     `json:"title"`
-	UpdatedAt    *time.Time `json:"updatedAt,omitempty"`
-	CommentCount int        `json:"commentCount"`
-	Comments     []Comment  `json:"comments"`
+	ID           string        `json:"_id"`
+	Title        string        `json:"title"`
+	UpdatedAt    *jsonenc.Time `json:"updatedAt,omitempty"`
+	CommentCount int           `json:"commentCount"`
+	Comments     []Comment     `json:"comments"`
 
 	version string // a hash of the JSON above
 	frame   []byte // the snapshot frame, encoded once for every subscriber
 }
 
 func newLiveState(p Post) (*liveState, error) {
-	st := &liveState{ID: p.ID, Title: p.Title, UpdatedAt: p.UpdatedAt, CommentCount: p.CommentCount, Comments: p.Comments}
+	st := &liveState{ID: p.ID, Title: p.Title, UpdatedAt: (*jsonenc.Time)(p.UpdatedAt), CommentCount: p.CommentCount, Comments: p.Comments}
 	if st.Comments == nil {
 		st.Comments = []Comment{}
 	}
@@ -510,11 +525,11 @@ func newLiveState(p Post) (*liveState, error) {
 
 // delta is one step from a state to the next.
 type delta struct {
-	Title        string     `json:"title"`
-	UpdatedAt    *time.Time `json:"updatedAt,omitempty"`
-	CommentCount int        `json:"commentCount"`
-	Upserts      []Comment  `json:"upserts"`
-	Deletes      []string   `json:"deletes"`
+	Title        string        `json:"title"`
+	UpdatedAt    *jsonenc.Time `json:"updatedAt,omitempty"`
+	CommentCount int           `json:"commentCount"`
+	Upserts      []Comment     `json:"upserts"`
+	Deletes      []string      `json:"deletes"`
 }
 
 // diff returns the step from o to n. An embedded comment missing from n
@@ -531,7 +546,7 @@ func diff(o, n *liveState) delta {
 	var oldest *Comment
 	for i, c := range n.Comments {
 		kept[c.ID] = true
-		if oldest == nil || before(c, *oldest) {
+		if oldest == nil || Less(c, *oldest) {
 			oldest = &n.Comments[i]
 		}
 		if prev, ok := old[c.ID]; !ok || !sameComment(prev, c) {
@@ -540,19 +555,11 @@ func diff(o, n *liveState) delta {
 	}
 	complete := n.CommentCount <= len(n.Comments)
 	for _, c := range o.Comments {
-		if !kept[c.ID] && (complete || (oldest != nil && before(*oldest, c))) {
+		if !kept[c.ID] && (complete || (oldest != nil && Less(*oldest, c))) {
 			d.Deletes = append(d.Deletes, c.ID)
 		}
 	}
 	return d
-}
-
-// before orders comments as lists do: by (createdAt, _id).
-func before(a, b Comment) bool {
-	if !a.CreatedAt.Equal(b.CreatedAt) {
-		return a.CreatedAt.Before(b.CreatedAt)
-	}
-	return a.ID < b.ID
 }
 
 func sameComment(a, b Comment) bool {
@@ -594,6 +601,9 @@ type Events struct {
 	// WriteTimeout bounds each write to a client; zero means
 	// DefaultStreamWriteTimeout.
 	WriteTimeout time.Duration
+	// Gate caps the streams open at once (in all and per client) and their
+	// lifetime; nil means no caps.
+	Gate *api.StreamGate
 }
 
 // Register adds the events route to rt.
@@ -606,6 +616,19 @@ func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		api.WriteError(w, r, e.Log, err)
 		return
+	}
+	release, ok := e.Gate.Acquire(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	// At its lifetime the stream ends; the client reconnects with
+	// Last-Event-ID and gets what changed meanwhile.
+	var lifetime <-chan time.Time
+	if d := e.Gate.Lifetime(); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		lifetime = t.C
 	}
 	// Wait a little for the hub after a restart rather than fail at once:
 	// browsers give up on an error status, but not on a slow answer.
@@ -681,6 +704,8 @@ func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-r.Context().Done():
+			return
+		case <-lifetime:
 			return
 		}
 	}

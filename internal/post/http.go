@@ -1,6 +1,7 @@
 package post
 
 import (
+	"context"
 	_ "embed"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
+	"blog/internal/page"
 )
 
 // Limits on a post's fields, documented in the README and the API.
@@ -36,6 +38,13 @@ type Handler struct {
 	// an Idempotency-Key (nil: the header is ignored). It runs after Auth,
 	// so only an authorised client sees a replay.
 	Idempotency api.Middleware
+	// ListBytes is the byte budget of a GET /posts page; 0 means
+	// api.DefaultListBytes.
+	ListBytes int
+	// Cache, when set, serves recently read posts from memory; it must be
+	// given to the Hub that follows the posts feed (Hub.Cache), which
+	// invalidates it.
+	Cache *Cache
 }
 
 // Register adds the posts routes to rt.
@@ -58,7 +67,7 @@ type NewPost struct {
 // Validate returns a validation problem listing every invalid field, or nil.
 func (n NewPost) Validate() error {
 	problems := map[string]string{}
-	api.CheckText(problems, "#/title", n.Title, MaxTitleChars, 0)
+	api.CheckTitle(problems, "#/title", n.Title, MaxTitleChars)
 	api.CheckText(problems, "#/content", n.Content, 0, MaxContentBytes)
 	return api.Invalid(problems)
 }
@@ -76,7 +85,7 @@ func (p PatchPost) Validate() error {
 		problems["#"] = "must set title or content"
 	}
 	if p.Title != nil {
-		api.CheckText(problems, "#/title", *p.Title, MaxTitleChars, 0)
+		api.CheckTitle(problems, "#/title", *p.Title, MaxTitleChars)
 	}
 	if p.Content != nil {
 		api.CheckText(problems, "#/content", *p.Content, 0, MaxContentBytes)
@@ -111,15 +120,16 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}
-	posts, err := h.Store.List(r.Context(), api.Fetch(q))
-	if err != nil {
+	fetch := func(ctx context.Context, q page.Query) ([]Post, error) {
+		posts, err := h.Store.List(ctx, q)
+		for i := range posts {
+			posts[i] = normalize(posts[i])
+		}
+		return posts, err
+	}
+	if err := api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Post.Cursor); err != nil {
 		api.WriteError(w, r, h.Log, err)
-		return
 	}
-	for i := range posts {
-		posts[i] = normalize(posts[i])
-	}
-	api.WritePage(w, r, q, posts, Post.Cursor)
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
@@ -128,12 +138,17 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}
-	p, err := h.Store.Get(r.Context(), id)
-	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+	e, gen := h.Cache.lookup(id)
+	if e == nil {
+		p, err := h.Store.Get(r.Context(), id)
+		if err != nil {
+			api.WriteError(w, r, h.Log, err)
+			return
+		}
+		e = encodePost(p)
+		h.Cache.put(id, gen, e)
 	}
-	api.WriteJSON(w, http.StatusOK, normalize(p))
+	e.serve(w, r)
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
@@ -148,6 +163,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := h.Store.Update(r.Context(), id, Patch{Title: in.Title, Content: in.Content}, h.now())
+	h.Cache.forget(id)
 	if err != nil {
 		api.WriteError(w, r, h.Log, err)
 		return
@@ -161,7 +177,9 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}
-	if err := h.Store.Delete(r.Context(), id); err != nil {
+	err = h.Store.Delete(r.Context(), id)
+	h.Cache.forget(id)
+	if err != nil {
 		api.WriteError(w, r, h.Log, err)
 		return
 	}

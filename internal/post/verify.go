@@ -69,9 +69,10 @@ func Verify(ctx context.Context, posts Store, comments comment.Store, embedLimit
 }
 
 // latest returns the embedded copies a post should hold (its n latest
-// comments, oldest first) and how many comments it has.
+// comments by Less, oldest first: the Window rule) and how many comments it
+// has.
 func latest(ctx context.Context, comments comment.Store, postID string, n int) ([]Comment, int, error) {
-	var ring []Comment
+	w := Window{Limit: n}
 	count := 0
 	q := page.Query{Limit: 1000}
 	for {
@@ -80,14 +81,11 @@ func latest(ctx context.Context, comments comment.Store, postID string, n int) (
 			return nil, 0, fmt.Errorf("verify: list comments of %s: %w", postID, err)
 		}
 		for _, c := range cs {
-			ring = append(ring, Embed(c))
-			if len(ring) > n {
-				ring = ring[1:]
-			}
+			w.Add(Embed(c))
 		}
 		count += len(cs)
 		if len(cs) < q.Limit {
-			return slices.Clip(ring), count, nil
+			return slices.Clip(w.Comments), count, nil
 		}
 		cur := cs[len(cs)-1].Cursor()
 		q.After = &cur

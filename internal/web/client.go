@@ -25,6 +25,7 @@ type apiClient struct {
 	posts, comments *url.URL
 	http            *http.Client
 	token           string
+	proxyKey        string // sent in api.ProxyKeyHeader when set
 }
 
 // problemError is a 4xx answer of an API: its problem document, whose field
@@ -52,9 +53,9 @@ type clientIPKey struct{}
 
 // withClientIP remembers each request's client address, so the APIs' per-
 // client limits apply to each browser rather than to this service.
-func withClientIP(next http.Handler) http.Handler {
+func withClientIP(proxies *api.Proxies, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey{}, api.ClientIP(r))))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey{}, proxies.ClientIP(r))))
 	})
 }
 
@@ -80,6 +81,9 @@ func (c *apiClient) call(ctx context.Context, method string, base *url.URL, path
 	}
 	if ip, ok := ctx.Value(clientIPKey{}).(string); ok {
 		req.Header.Set("X-Forwarded-For", ip)
+	}
+	if c.proxyKey != "" {
+		req.Header.Set(api.ProxyKeyHeader, c.proxyKey)
 	}
 	if c.token != "" && method != http.MethodGet {
 		req.Header.Set("Authorization", "Bearer "+c.token)

@@ -39,11 +39,14 @@ type stack struct {
 	comments *httptest.Server
 	web      *httptest.Server
 	token    string
+	opt      stackOptions
 }
 
 type stackOptions struct {
 	token       string
 	commentRate int
+	web         func(*web.Config)  // adjusts the web service's config
+	events      func(*post.Events) // adjusts the posts service's live updates
 }
 
 func newStack(t *testing.T, o stackOptions) *stack {
@@ -54,7 +57,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.DiscardHandler)
-	st := &stack{db: db, log: log, token: o.token}
+	st := &stack{db: db, log: log, token: o.token, opt: o}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	consumer := post.NewCommentSync(db.Posts(), db.CommentFeed(), log)
@@ -75,10 +78,14 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	st.comments = httptest.NewServer(crt)
 	t.Cleanup(st.comments.Close)
 
-	ws, err := web.New(web.Config{
+	wcfg := web.Config{
 		PostsURL: "http://" + st.posts.addr, CommentsURL: st.comments.URL,
 		Token: o.token, CommentRate: o.commentRate, Log: log,
-	})
+	}
+	if o.web != nil {
+		o.web(&wcfg)
+	}
+	ws, err := web.New(wcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +121,11 @@ func startPosts(t *testing.T, st *stack, ln net.Listener) *postsService {
 	go func() { defer close(hubDone); _ = hub.Run(ctx) }()
 	rt := api.NewRouter(st.log)
 	(&post.Handler{Store: st.db.Posts(), Log: st.log, Auth: api.RequireToken(st.token)}).Register(rt)
-	(&post.Events{Hub: hub, Log: st.log}).Register(rt)
+	ev := &post.Events{Hub: hub, Log: st.log}
+	if st.opt.events != nil {
+		st.opt.events(ev)
+	}
+	ev.Register(rt)
 	rt.Health(map[string]api.Probe{"store": st.db.Posts().Ping, "live updates": hub.Ready})
 	srv := &http.Server{Handler: rt, WriteTimeout: 2 * time.Second}
 	srv.RegisterOnShutdown(cancel)

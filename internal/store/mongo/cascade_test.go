@@ -2,111 +2,103 @@ package mongo_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	driver "go.mongodb.org/mongo-driver/v2/mongo"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/256dpi/lungo"
-	v1bson "go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/primitive"
-
 	"blog/internal/changes"
+	"blog/internal/mongowire"
 	"blog/internal/store/mongo"
 	"blog/internal/store/mongo/mongotest"
 )
 
-// countingBackend is a lungo backend that records what each DeleteMany on
-// the comments collection deleted, and can fail one of them, as a server
-// timing out a transaction would.
-type countingBackend struct {
-	*mongotest.Backend
+// counter records what each delete command on the comments collection
+// deleted, as the wire server saw it, and fails one of them through the
+// failCommand fail point, as a server timing out a transaction would.
+type counter struct {
+	env     *mongotest.Env
 	mu      sync.Mutex
-	deletes []int64 // what each successful DeleteMany on comments deleted
-	calls   int
-	failAt  int // fail the failAt-th DeleteMany on comments (1-based); 0: none
+	deletes []int64 // what each successful delete on comments deleted
 }
 
-var errInjected = errors.New("injected failure")
+// codeInjected is the errorCode the fail point answers with.
+const codeInjected = 8000
 
-func (b *countingBackend) Collection(name string) mongo.Collection {
-	c := b.Backend.Collection(name)
-	if name != "comments" {
-		return c
+func isInjected(err error) bool {
+	var se driver.ServerError
+	return errors.As(err, &se) && se.HasErrorCode(codeInjected)
+}
+
+func (b *counter) observe(db, name string, cmd, reply bson.Raw) {
+	if name != "delete" || cmd.Lookup("delete").StringValue() != "comments" {
+		return
 	}
-	return &countingColl{Collection: c, b: b}
-}
-
-type countingColl struct {
-	mongo.Collection
-	b *countingBackend
-}
-
-func (c *countingColl) DeleteMany(ctx context.Context, filter []byte) (int64, error) {
-	c.b.mu.Lock()
-	c.b.calls++
-	fail := c.b.calls == c.b.failAt
-	c.b.mu.Unlock()
-	if fail {
-		return 0, errInjected
+	if ok, _ := reply.Lookup("ok").AsFloat64OK(); ok != 1 {
+		return
 	}
-	n, err := c.Collection.DeleteMany(ctx, filter)
-	if err == nil {
-		c.b.mu.Lock()
-		c.b.deletes = append(c.b.deletes, n)
-		c.b.mu.Unlock()
-	}
-	return n, err
-}
-
-func (b *countingBackend) record() (deletes []int64, calls int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]int64(nil), b.deletes...), b.calls
+	b.deletes = append(b.deletes, int64(reply.Lookup("n").AsInt64()))
 }
 
-// openCounting opens a DB over a countingBackend deleting chunk comments
-// per transaction.
-func openCounting(t *testing.T, chunk int) (*mongo.DB, *countingBackend) {
+// failAt makes the n-th delete command from now fail (1-based), until off.
+func (b *counter) failAt(t *testing.T, n int) {
+	b.env.FailPoint(t, bson.D{{Key: "skip", Value: n - 1}}, bson.D{
+		{Key: "failCommands", Value: bson.A{"delete"}}, {Key: "errorCode", Value: codeInjected}, {Key: "errorLabels", Value: bson.A{}}})
+}
+
+func (b *counter) off(t *testing.T) {
+	b.env.FailPoint(t, "off", nil)
+}
+
+func (b *counter) record() (deletes []int64, calls int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int64(nil), b.deletes...), len(b.deletes)
+}
+
+func (b *counter) Database() *driver.Database { return b.env.Database() }
+
+// openCounting opens a DB on a wire server that counts deletes, deleting
+// chunk comments per transaction. It needs the wire server's observer.
+func openCounting(t *testing.T, chunk int) (*mongo.DB, *counter) {
 	t.Helper()
-	lb, err := mongotest.NewBackend(lungo.Options{})
-	if err != nil {
-		t.Fatal(err)
+	b := &counter{}
+	db, env := mongotest.OpenEnv(t, mongowire.Options{Observe: b.observe}, mongo.Options{})
+	if env.Real() {
+		t.Skip("counts commands with the wire server's observer")
 	}
-	b := &countingBackend{Backend: lb}
-	db, err := mongo.New(ctxFor(t), b, mongo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	b.env = env
 	mongo.SetDeleteChunk(db, chunk)
 	return db, b
 }
 
-// manyComments stores n comments of post postID straight into lungo, far
+// manyComments stores n comments of post postID with one insert, far
 // faster than n Creates.
-func manyComments(t *testing.T, b *countingBackend, postID string, n int) {
+func manyComments(t *testing.T, b *counter, postID string, n int) {
 	t.Helper()
-	pid, err := primitive.ObjectIDFromHex(postID)
+	pid, err := bson.ObjectIDFromHex(postID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	docs := make([]any, n)
 	for i := range docs {
-		docs[i] = v1bson.M{"_id": primitive.NewObjectID(), "postId": pid, "text": fmt.Sprint("c", i),
-			"createdAt": primitive.NewDateTimeFromTime(at(i % 60))}
+		docs[i] = bson.M{"_id": bson.NewObjectID(), "postId": pid, "text": fmt.Sprint("c", i),
+			"createdAt": bson.NewDateTimeFromTime(at(i % 60))}
 	}
 	if _, err := b.Database().Collection("comments").InsertMany(ctxFor(t), docs); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func countComments(t *testing.T, b *countingBackend, postID string) int64 {
+func countComments(t *testing.T, b *counter, postID string) int64 {
 	t.Helper()
-	pid, _ := primitive.ObjectIDFromHex(postID)
-	n, err := b.Database().Collection("comments").CountDocuments(ctxFor(t), v1bson.M{"postId": pid})
+	pid, _ := bson.ObjectIDFromHex(postID)
+	n, err := b.Database().Collection("comments").CountDocuments(ctxFor(t), bson.M{"postId": pid})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +128,8 @@ func TestPostCascadeChunks(t *testing.T) {
 
 	// The third chunk fails: two chunks' worth are gone, the rest stay, and
 	// the checkpoint has not moved.
-	b.failAt = 3
-	if err := sink.Apply(ctx, "cascade", batch); !errors.Is(err, errInjected) {
+	b.failAt(t, 3)
+	if err := sink.Apply(ctx, "cascade", batch); !isInjected(err) {
 		t.Fatalf("apply with a failing chunk: %v, want the injected failure", err)
 	}
 	if left := countComments(t, b, doomed.ID); left != n-2*chunk {
@@ -147,6 +139,7 @@ func TestPostCascadeChunks(t *testing.T) {
 		t.Errorf("checkpoint after a failed apply %x, %v; want none", tok, err)
 	}
 
+	b.off(t)
 	// The replay deletes the rest, a chunk at a time, and saves it.
 	if err := sink.Apply(ctx, "cascade", batch); err != nil {
 		t.Fatalf("replay: %v", err)
@@ -225,10 +218,11 @@ func TestPostCascadeStaleFenceMidway(t *testing.T) {
 	batch := read(t, db.PostFeed(), h, 2)
 	batch.Fence = fence
 	// The second chunk fails; meanwhile another replica takes the lease.
-	b.failAt = 2
-	if err := db.PostCascade().Apply(ctx, "cascade", batch); !errors.Is(err, errInjected) {
+	b.failAt(t, 2)
+	if err := db.PostCascade().Apply(ctx, "cascade", batch); !isInjected(err) {
 		t.Fatalf("apply: %v, want the injected failure", err)
 	}
+	b.off(t)
 	if err := l.Release(ctx, "cascade", "a"); err != nil {
 		t.Fatal(err)
 	}

@@ -124,95 +124,16 @@ func (s *commentStore) Delete(ctx context.Context, id string) (comment.Comment, 
 }
 
 // DeleteByPost removes a post's comments in transactions of at most
-// deleteChunk comments each; see DB.deleteComments, which the cascade
+// deleteChunk comments each, by comment.DeleteChunked, which the cascade
 // shares. If it fails midway, calling it again finishes the job.
 func (s *commentStore) DeleteByPost(ctx context.Context, postID string) (int, error) {
-	pid, ok := oid(postID)
-	if !ok {
-		return 0, nil
-	}
-	n, err := s.db.deleteComments(ctx, pid, false, nil)
+	n, err := comment.DeleteChunked(ctx, postID, s.db.deleteChunk, 0, s.db.commentsChunk(false, nil))
 	if err != nil {
 		return n, fmt.Errorf("mongo: delete comments of post: %w", err)
 	}
 	return n, nil
 }
 
-// defaultDeleteChunk bounds how many comments one deleteComments
-// transaction removes: a post may have a million comments, and one
-// transaction deleting them all would outlast MongoDB's 60-second
-// transaction limit (transactionLifetimeLimitSeconds) and strain its cache,
-// whereas MongoDB advises modifying at most about a thousand documents per
-// transaction.
-const defaultDeleteChunk = 1000
-
-// deleteComments deletes the comments of post pid, at most db.deleteChunk
-// per transaction, and returns how many it deleted. Each deletion is a
-// delete event on the comments feed, as any deleteMany's is. With
-// orphansOnly it deletes only while the post does not exist, checked in
-// each chunk's transaction: the cascade's rule, which makes deleting right
-// whatever event asked for it. guard, when set, runs first in each
-// transaction; the cascade checks its fence there, so a consumer that lost
-// its lease stops at the next chunk.
-//
-// Chunks are committed one by one, so a failure (or a timeout) midway
-// leaves some comments deleted and the rest in place; calling it again
-// finishes the job, and calling it when nothing is left deletes nothing.
-func (db *DB) deleteComments(ctx context.Context, pid bson.ObjectID, orphansOnly bool, guard func(ctx context.Context) error) (int, error) {
-	byPost, err := encode(bson.D{{Key: "postId", Value: pid}})
-	if err != nil {
-		return 0, err
-	}
-	total := 0
-	for {
-		var found, deleted int
-		err := db.b.WithTransaction(ctx, func(ctx context.Context) error {
-			found, deleted = 0, 0 // the body may run more than once
-			if guard != nil {
-				if err := guard(ctx); err != nil {
-					return err
-				}
-			}
-			if orphansOnly {
-				var live idDoc
-				err := db.posts.findOne(ctx, idFilter(pid), &live)
-				if err == nil {
-					return nil // the post exists: its comments stay
-				}
-				if !errors.Is(err, ErrNoDocuments) {
-					return err
-				}
-			}
-			raws, err := db.comments.c.Find(ctx, byPost, nil, int64(db.deleteChunk))
-			if err != nil {
-				return fmt.Errorf("find in %s: %w", db.comments.name, err)
-			}
-			// The _ids as stored, whatever their type, so a comment written
-			// by hand (a string _id, a field this service cannot decode) is
-			// deleted with the rest.
-			ids := make(bson.A, 0, len(raws))
-			for _, raw := range raws {
-				ids = append(ids, bson.Raw(raw).Lookup("_id"))
-			}
-			if found = len(ids); found == 0 {
-				return nil
-			}
-			filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "postId", Value: pid}}
-			n, err := db.comments.deleteMany(ctx, filter)
-			deleted = int(n)
-			return err
-		})
-		if err != nil {
-			return total, fmt.Errorf("delete comments of post %s after %d: %w", pid.Hex(), total, err)
-		}
-		total += deleted
-		// A short chunk was the last; an empty delete of a full one (the
-		// comments went meanwhile) ends the loop too rather than spin.
-		if found < db.deleteChunk || deleted == 0 {
-			return total, nil
-		}
-	}
-}
 func (s *commentStore) Ping(ctx context.Context) error {
 	if err := s.db.b.Ping(ctx); err != nil {
 		return fmt.Errorf("mongo: ping: %w", err)

@@ -5,15 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"testing"
 	"time"
 
-	"github.com/256dpi/lungo"
-	v1bson "go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/primitive"
-
 	"blog/internal/changes"
 	"blog/internal/comment"
+	"blog/internal/mongowire"
 	"blog/internal/page"
 	"blog/internal/post"
 	"blog/internal/store/mongo"
@@ -170,7 +168,7 @@ func start[T any](t *testing.T, c *changes.Consumer[T]) {
 // TestPoisonEventParked runs the comment sync over an undecodable comment:
 // it is parked in dead_letters and the comments after it still arrive.
 func TestPoisonEventParked(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
 	s := post.NewCommentSync(db.Posts(), db.CommentFeed(), nil)
 	s.MinBackoff, s.MaxBackoff = time.Millisecond, 10*time.Millisecond
 	start(t, s)
@@ -182,8 +180,8 @@ func TestPoisonEventParked(t *testing.T) {
 		got, err := db.Posts().Get(ctxFor(t), p.ID)
 		return err == nil && got.CommentCount == 1
 	})
-	var rec v1bson.M
-	err := b.Database().Collection("dead_letters").FindOne(ctxFor(t), v1bson.M{"key": bad}).Decode(&rec)
+	var rec bson.M
+	err := b.Database().Collection("dead_letters").FindOne(ctxFor(t), bson.M{"key": bad}).Decode(&rec)
 	if err != nil {
 		t.Fatalf("no dead letter for %s: %v", bad, err)
 	}
@@ -198,7 +196,7 @@ func TestPoisonEventParked(t *testing.T) {
 // TestRebuild checks a rebuild makes the read model match the comments
 // collection whatever state it was in, and ends at the given position.
 func TestRebuild(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{EmbedLimit: 2})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{EmbedLimit: 2})
 	ctx := ctxFor(t)
 	h := head(t, db.CommentFeed())
 	p1 := newPost(t, db, "p1", at(0))
@@ -221,8 +219,8 @@ func TestRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	newComment(t, db, p2.ID, "y", at(6))
-	eid, _ := primitive.ObjectIDFromHex(empty.ID)
-	if _, err := b.Database().Collection("posts").UpdateOne(ctx, v1bson.M{"_id": eid}, v1bson.M{"$set": v1bson.M{"commentCount": 7}}); err != nil {
+	eid, _ := bson.ObjectIDFromHex(empty.ID)
+	if _, err := b.Database().Collection("posts").UpdateOne(ctx, bson.M{"_id": eid}, bson.M{"$set": bson.M{"commentCount": 7}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -236,11 +234,11 @@ func TestRebuild(t *testing.T) {
 	if tok := checkpoint(t, db, "c"); !bytes.Equal(tok, at) {
 		t.Errorf("checkpoint after rebuild %x, want %x", tok, at)
 	}
-	if n, err := b.Database().Collection("post_comments").CountDocuments(ctx, v1bson.M{}); err != nil || n != 5 {
+	if n, err := b.Database().Collection("post_comments").CountDocuments(ctx, bson.M{}); err != nil || n != 5 {
 		t.Errorf("post_comments holds %d copies (%v), want 5", n, err)
 	}
-	var cp v1bson.M
-	if err := b.Database().Collection("checkpoints").FindOne(ctx, v1bson.M{"_id": "c"}).Decode(&cp); err != nil {
+	var cp bson.M
+	if err := b.Database().Collection("checkpoints").FindOne(ctx, bson.M{"_id": "c"}).Decode(&cp); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := cp["rebuild"]; ok {
@@ -253,7 +251,7 @@ func TestRebuild(t *testing.T) {
 // (the copy phase is not redone), while one towards a new position starts
 // over.
 func TestRebuildResumes(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
 	ctx := ctxFor(t)
 	p := newPost(t, db, "p", at(0))
 	newComment(t, db, p.ID, "a", at(1))
@@ -265,8 +263,8 @@ func TestRebuildResumes(t *testing.T) {
 
 	// Written after the copy phase of an interrupted rebuild towards at1.
 	newComment(t, db, p.ID, "b", at(2))
-	progress := v1bson.M{"at": primitive.Binary{Data: at1}, "phase": "posts", "after": primitive.NilObjectID}
-	if _, err := b.Database().Collection("checkpoints").UpdateOne(ctx, v1bson.M{"_id": "c"}, v1bson.M{"$set": v1bson.M{"rebuild": progress}}); err != nil {
+	progress := bson.M{"at": bson.Binary{Data: at1}, "phase": "posts", "after": bson.NilObjectID}
+	if _, err := b.Database().Collection("checkpoints").UpdateOne(ctx, bson.M{"_id": "c"}, bson.M{"$set": bson.M{"rebuild": progress}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := rebuilder(t, db).Rebuild(ctx, "c", at1, 0); err != nil {
@@ -284,12 +282,12 @@ func TestRebuildResumes(t *testing.T) {
 // TestRebuildSkipsUnreadable checks documents written by hand in shapes the
 // service cannot read do not stop a rebuild, in either sink.
 func TestRebuildSkipsUnreadable(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
 	ctx := ctxFor(t)
 	p := newPost(t, db, "p", at(0))
 	newComment(t, db, p.ID, "fine", at(1))
 	insertBadComment(t, b, p.ID)
-	if _, err := b.Database().Collection("posts").InsertOne(ctx, v1bson.M{"_id": "hand-made"}); err != nil {
+	if _, err := b.Database().Collection("posts").InsertOne(ctx, bson.M{"_id": "hand-made"}); err != nil {
 		t.Fatal(err)
 	}
 	h := head(t, db.CommentFeed())
@@ -302,13 +300,16 @@ func TestRebuildSkipsUnreadable(t *testing.T) {
 	}
 }
 
-// TestSyncSurvivesLostHistory stops the comment sync, lets lungo's tiny
-// oplog forget its checkpoint while comments are written, and checks that
+// TestSyncSurvivesLostHistory stops the comment sync, lets the wire
+// server's tiny oplog forget its checkpoint while comments are written, and checks that
 // on restart the consumer rebuilds instead of skipping them.
 func TestSyncSurvivesLostHistory(t *testing.T) {
 	t.Parallel()
-	tiny := lungo.Options{MinOplogSize: 1, MaxOplogSize: 1, MinOplogAge: time.Nanosecond, MaxOplogAge: time.Nanosecond}
-	db, _ := mongotest.OpenBackend(t, tiny, mongo.Options{})
+	tiny := mongowire.Options{OplogMinSize: 1, OplogMaxSize: 1, OplogMinAge: time.Nanosecond}
+	db, env := mongotest.OpenEnv(t, tiny, mongo.Options{})
+	if env.Real() {
+		t.Skip("needs the wire server's tiny oplog")
+	}
 	p := newPost(t, db, "p", at(0))
 	run := func() (*changes.Consumer[comment.Comment], func()) {
 		s := post.NewCommentSync(db.Posts(), db.CommentFeed(), nil)
@@ -329,7 +330,8 @@ func TestSyncSurvivesLostHistory(t *testing.T) {
 	})
 	stop()
 
-	// lungo trims by whole seconds of age: move past this one, then write.
+	// The wire server's oplog (lungo's) ages in whole seconds: move past
+	// this one, then write.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 20*time.Millisecond)))
 	newComment(t, db, p.ID, "missed 1", at(2))
 	newComment(t, db, p.ID, "missed 2", at(3))
@@ -416,7 +418,7 @@ func TestPostCascadeRebuild(t *testing.T) {
 // deletes its comments (cascade), whose delete events clear the posts
 // service's copies of them.
 func TestDeletePostEndToEnd(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
 	commentSync := post.NewCommentSync(db.Posts(), db.CommentFeed(), nil)
 	cascade := &changes.Consumer[post.Post]{Name: "comments.posts", Feed: db.PostFeed(), Sink: db.PostCascade()}
 	start(t, commentSync)
@@ -436,7 +438,7 @@ func TestDeletePostEndToEnd(t *testing.T) {
 	copies := b.Database().Collection("post_comments")
 	waitFor(t, "comments and their copies gone", func() bool {
 		left, err := db.Comments().ListByPost(ctxFor(t), p.ID, page.Query{Limit: 10})
-		n, cerr := copies.CountDocuments(ctxFor(t), v1bson.M{})
+		n, cerr := copies.CountDocuments(ctxFor(t), bson.M{})
 		return err == nil && cerr == nil && len(left) == 0 && n == 0
 	})
 }

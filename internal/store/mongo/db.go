@@ -1,10 +1,9 @@
 // Package mongo is the production adapter: the post and comment stores, the
 // posts service's read model of comments, and the change feeds, over MongoDB.
 //
-// It reaches MongoDB through a narrow Backend of raw BSON bytes. Open builds
-// one over the official v2 driver; package mongotest builds one over lungo,
-// an embedded engine, so the same queries and change-stream handling run in
-// tests on machines without a MongoDB server.
+// It reaches MongoDB only through the official v2 driver. Tests run it
+// against mongowire, a wire-protocol test server (package mongotest sets it
+// up), or against a real replica set named by TEST_MONGO_URI.
 //
 // Documents keep the seed's shape: posts {_id, title, content, comments:
 // [{_id, text, createdAt}], commentCount, createdAt, updatedAt} and comments
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	driver "go.mongodb.org/mongo-driver/v2/mongo"
 
 	"blog/internal/changes"
 	"blog/internal/comment"
@@ -45,6 +45,10 @@ type Options struct {
 	// wrong MONGO_URI fails start-up in seconds rather than hanging; default
 	// 5s.
 	ConnectTimeout time.Duration
+	// CommitTimeout bounds each commit whose caller's context has no
+	// earlier deadline (the driver sends it to the server as maxTimeMS),
+	// and the abort of a failed transaction; default 10s.
+	CommitTimeout time.Duration
 	// QuietInterval is how long a feed's Stream.Next waits for events before
 	// it returns an empty batch carrying the advanced resume token; default
 	// 1s. Tests shorten it.
@@ -55,6 +59,7 @@ type Options struct {
 const (
 	defaultConnectTimeout = 5 * time.Second
 	defaultQuietInterval  = time.Second
+	defaultCommitTimeout  = 10 * time.Second
 	// maxBatch caps a feed batch, and so the size of the transaction that
 	// applies it.
 	maxBatch = 500
@@ -63,7 +68,7 @@ const (
 // DB is an open MongoDB database holding both services' collections. It is
 // safe for concurrent use.
 type DB struct {
-	b     Backend
+	b     *backend
 	opt   Options
 	log   *slog.Logger
 	posts coll
@@ -74,9 +79,9 @@ type DB struct {
 	deleteChunk int
 }
 
-// New returns a DB over any Backend and makes sure the indexes the queries
-// rely on exist. Open uses it with the v2 driver; tests use it with lungo.
-func New(ctx context.Context, b Backend, opt Options) (*DB, error) {
+// newDB returns a DB over b and makes sure the collections and indexes the
+// queries rely on exist.
+func newDB(ctx context.Context, b *backend, opt Options) (*DB, error) {
 	if opt.EmbedLimit <= 0 {
 		opt.EmbedLimit = post.DefaultEmbedLimit
 	}
@@ -93,12 +98,12 @@ func New(ctx context.Context, b Backend, opt Options) (*DB, error) {
 		b:            b,
 		opt:          opt,
 		log:          opt.Logger,
-		posts:        coll{b.Collection(postsColl), postsColl},
-		comments:     coll{b.Collection(commentsColl), commentsColl},
-		postComments: coll{b.Collection(postCommentsColl), postCommentsColl},
-		checkpoints:  coll{b.Collection(checkpointsColl), checkpointsColl},
-		leases:       coll{b.Collection(leasesColl), leasesColl},
-		deadLetters:  coll{b.Collection(deadLettersColl), deadLettersColl},
+		posts:        coll{b.collection(postsColl), postsColl},
+		comments:     coll{b.collection(commentsColl), commentsColl},
+		postComments: coll{b.collection(postCommentsColl), postCommentsColl},
+		checkpoints:  coll{b.collection(checkpointsColl), checkpointsColl},
+		leases:       coll{b.collection(leasesColl), leasesColl},
+		deadLetters:  coll{b.collection(deadLettersColl), deadLettersColl},
 		deleteChunk:  defaultDeleteChunk,
 	}
 	if err := db.ensureSchema(ctx); err != nil {
@@ -150,12 +155,22 @@ func (db *DB) Comments() comment.Store { return &commentStore{db: db} }
 // CommentFeed returns the change feed of the comments collection, which the
 // posts service consumes to keep embedded comments in step.
 func (db *DB) CommentFeed() changes.Feed[comment.Comment] {
-	return &feed[comment.Comment]{db: db, c: db.comments, decode: decodeComment}
+	return &feed[comment.Comment]{db: db, c: db.comments, decode: decodeComment, lookup: true}
 }
 
 // PostFeed returns the change feed of the posts collection, which the
 // comments service consumes to delete the comments of deleted posts.
 func (db *DB) PostFeed() changes.Feed[post.Post] {
+	return &feed[post.Post]{db: db, c: db.posts, decode: decodePost, lookup: true}
+}
+
+// PostEvents returns the posts feed for consumers that act on which post
+// changed rather than on its contents (the live-updates hub, which reads
+// the post itself; the comments service's cascade, which acts on deletes):
+// its stream asks for no updateLookup, so the server does not look up and
+// ship a whole post for every update only for it to be thrown away. An
+// update event comes without a document (Found false).
+func (db *DB) PostEvents() changes.Feed[post.Post] {
 	return &feed[post.Post]{db: db, c: db.posts, decode: decodePost}
 }
 
@@ -164,11 +179,12 @@ func (db *DB) PostFeed() changes.Feed[post.Post] {
 // one machine, so it is where two replicas could both be consuming.
 func (db *DB) Leases() changes.Leaser { return &leaser{db: db} }
 
-// Backend returns the backend the DB runs on, for tools and tests that must
-// reach past the stores: fault injection (mongotest.InjectMalformedComment)
-// and inspection. What is written through it bypasses every rule the stores
-// keep, and reaches the feeds like any other write.
-func (db *DB) Backend() Backend { return db.b }
+// Database returns the driver's handle on the DB's database, for tools and
+// tests that must reach past the stores: fault injection
+// (mongotest.InjectMalformedComment) and inspection. What is written
+// through it bypasses every rule the stores keep, and reaches the feeds
+// like any other write.
+func (db *DB) Database() *driver.Database { return db.b.db }
 
 // Close disconnects from the deployment. Streams should be closed first.
 func (db *DB) Close(ctx context.Context) error {

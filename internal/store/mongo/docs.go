@@ -1,7 +1,6 @@
 package mongo
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -113,16 +112,6 @@ func (d commentDoc) embed() embedDoc {
 	return embedDoc{ID: d.ID, Text: d.Text, CreatedAt: ms(d.CreatedAt), UpdatedAt: msPtr(d.UpdatedAt)}
 }
 
-// before reports whether a sorts before b in a post's comment order,
-// (createdAt, _id) ascending. ObjectIDs compare as their bytes, which is how
-// MongoDB orders them.
-func before(aAt time.Time, aID bson.ObjectID, bAt time.Time, bID bson.ObjectID) bool {
-	if !aAt.Equal(bAt) {
-		return aAt.Before(bAt)
-	}
-	return bytes.Compare(aID[:], bID[:]) < 0
-}
-
 // oid parses a 24-hex id. ok is false for anything else, which the stores
 // treat as "no such document" rather than as an error: an id that cannot
 // exist is simply not found.
@@ -165,7 +154,7 @@ func after(c *page.Cursor, asc bool) (bson.D, bool) {
 // coll is a Collection with the BSON encoding and decoding done once, here,
 // so the stores read as queries rather than as byte plumbing.
 type coll struct {
-	c    Collection
+	c    collection
 	name string
 }
 

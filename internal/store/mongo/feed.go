@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	driver "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"blog/internal/changes"
 )
@@ -16,14 +18,16 @@ type feed[T any] struct {
 	db     *DB
 	c      coll
 	decode func([]byte) (T, error)
+	// lookup asks for fullDocument: updateLookup, the document as it is
+	// now on every update event.
+	lookup bool
 }
 
 // Open watches the collection just after the resume token after, or from
-// now. The stream is opened with no pipeline (lungo cannot run one; events
-// are interpreted here instead) and, on a real server, with
-// fullDocument: updateLookup.
+// now, with a $match that asks the server only for the events the port
+// delivers (and fullDocument: updateLookup when the feed looks up).
 func (f *feed[T]) Open(ctx context.Context, after changes.Token) (changes.Stream[T], error) {
-	cs, err := f.c.c.Watch(ctx, after)
+	cs, err := watch(ctx, f.c, after, f.lookup)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: watch %s: %w", f.c.name, err)
 	}
@@ -33,7 +37,7 @@ func (f *feed[T]) Open(ctx context.Context, after changes.Token) (changes.Stream
 // Head opens a stream from now and returns its resume token: the position a
 // first-time consumer records before it starts reading.
 func (f *feed[T]) Head(ctx context.Context) (changes.Token, error) {
-	cs, err := f.c.c.Watch(ctx, nil)
+	cs, err := watch(ctx, f.c, nil, f.lookup)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: watch %s: %w", f.c.name, err)
 	}
@@ -50,7 +54,7 @@ func (f *feed[T]) Head(ctx context.Context) (changes.Token, error) {
 // stream is a changes.Stream over a backend change stream.
 type stream[T any] struct {
 	f  *feed[T]
-	cs ChangeStream
+	cs *v2Stream
 	// err ends the stream after a batch that preceded it was delivered.
 	err error
 }
@@ -176,7 +180,7 @@ func (s *stream[T]) event(raw []byte) (changes.Event[T], bool, error) {
 	}
 	doc, ok := ce.FullDocument.DocumentOK()
 	if !ok {
-		return ev, true, nil // updateLookup found nothing: deleted since
+		return ev, true, nil // no document: not looked up, or deleted since
 	}
 	v, err := s.f.decode(doc)
 	if err != nil {
@@ -201,3 +205,63 @@ func eventTime(ce changeEvent) time.Time {
 	}
 	return time.Now().UTC()
 }
+
+// awaitTime is how long one getMore waits on the server for new events
+// (maxAwaitTimeMS); it bounds how stale a quiet stream's resume token gets.
+const awaitTime = 500 * time.Millisecond
+
+// feedOps are the operation types a feed asks the server for: the
+// document changes it delivers, and the events that end a stream (drop,
+// rename, dropDatabase; invalidate cannot be filtered out). Anything else
+// would only be skipped here.
+var feedOps = bson.A{"insert", "update", "replace", "delete", "drop", "rename", "dropDatabase"}
+
+// watch opens a change stream on c just after the resume token startAfter,
+// or at the current end of history when it is nil, with update events
+// carrying the current document when lookup is set. It fails with
+// changes.ErrHistoryLost when the token is no longer in the oplog.
+func watch(ctx context.Context, c coll, startAfter []byte, lookup bool) (*v2Stream, error) {
+	opts := options.ChangeStream().SetMaxAwaitTime(awaitTime)
+	if lookup {
+		opts.SetFullDocument(options.UpdateLookup)
+	}
+	if startAfter != nil {
+		opts.SetStartAfter(bson.Raw(startAfter))
+	}
+	pipeline := driver.Pipeline{{{Key: "$match", Value: bson.D{
+		{Key: "operationType", Value: bson.D{{Key: "$in", Value: feedOps}}}}}}}
+	cs, err := c.c.c.Watch(ctx, pipeline, opts)
+	if err != nil {
+		return nil, v2Err(err)
+	}
+	return &v2Stream{cs: cs}, nil
+}
+
+// v2Stream adapts the driver's change stream, which already implements
+// post-batch resume tokens and resumes itself after transient errors.
+type v2Stream struct{ cs *driver.ChangeStream }
+
+// TryNext advances to the next change event. Without wait it only takes
+// what the driver has buffered (a getMore on an idle stream would block
+// for maxAwaitTimeMS); with it, it waits up to awaitTime for one. False
+// with Err() nil means "nothing yet".
+func (s *v2Stream) TryNext(ctx context.Context, wait bool) bool {
+	if !wait && s.cs.RemainingBatchLength() == 0 {
+		return false
+	}
+	return s.cs.TryNext(ctx)
+}
+
+// Current returns the change event TryNext advanced to.
+func (s *v2Stream) Current() []byte { return s.cs.Current }
+
+// ResumeToken returns the position just after the last event returned, or
+// the post-batch resume token when none is left.
+func (s *v2Stream) ResumeToken() []byte { return s.cs.ResumeToken() }
+
+// Err returns the error that ended the stream, changes.ErrHistoryLost for
+// a lost position (286, 280, or 136 on a running stream).
+func (s *v2Stream) Err() error { return v2Err(s.cs.Err()) }
+
+// Close releases the stream.
+func (s *v2Stream) Close(ctx context.Context) error { return v2Err(s.cs.Close(ctx)) }

@@ -35,6 +35,9 @@ type leaseDoc struct {
 // two replicas racing for an expired lease cannot both win: on a real server
 // the loser's transaction hits a write conflict and re-reads the winner's.
 func (l *leaser) Acquire(ctx context.Context, name, holder string, ttl time.Duration) (int64, bool, error) {
+	if err := changes.CheckLease(name, holder, ttl); err != nil {
+		return 0, false, fmt.Errorf("mongo: acquire: %w", err)
+	}
 	var fence int64
 	var held bool
 	err := l.db.b.WithTransaction(ctx, func(ctx context.Context) error {

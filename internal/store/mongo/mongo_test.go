@@ -10,13 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/256dpi/lungo"
-	v1bson "go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/changes"
 	"blog/internal/comment"
+	"blog/internal/mongowire"
 	"blog/internal/page"
 	"blog/internal/post"
 	"blog/internal/store/mongo"
@@ -26,8 +24,9 @@ import (
 // These tests cover what the shared contract suite cannot see: the stored
 // document shapes, indexes, the transaction around Apply, lost history,
 // dropped collections, undecodable documents, batch bounds and the consumer
-// loop end to end. They run on lungo; the paths only a real server takes
-// are listed in the package's report and covered by TestContractServer.
+// loop end to end. They run through the v2 driver over TCP against the wire
+// server (mongowire), or against TEST_MONGO_URI; the few that need the wire
+// server's knobs (a tiny oplog, its command observer) skip on a real one.
 
 func ctxFor(t *testing.T) context.Context {
 	t.Helper()
@@ -87,14 +86,14 @@ func read[T any](t *testing.T, f changes.Feed[T], tok changes.Token, n int) chan
 	return all
 }
 
-func raw(t *testing.T, b *mongotest.Backend, coll string, id string) v1bson.M {
+func raw(t *testing.T, b *mongotest.Env, coll string, id string) bson.M {
 	t.Helper()
-	oid, err := primitive.ObjectIDFromHex(id)
+	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc v1bson.M
-	if err := b.Database().Collection(coll).FindOne(ctxFor(t), v1bson.M{"_id": oid}).Decode(&doc); err != nil {
+	var doc bson.M
+	if err := b.Database().Collection(coll).FindOne(ctxFor(t), bson.M{"_id": oid}).Decode(&doc); err != nil {
 		t.Fatalf("raw find %s in %s: %v", id, coll, err)
 	}
 	return doc
@@ -103,18 +102,18 @@ func raw(t *testing.T, b *mongotest.Backend, coll string, id string) v1bson.M {
 // TestDocumentShape checks documents are stored the way the seed's mongoose
 // models store them, so an existing seed database reads and writes the same.
 func TestDocumentShape(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{EmbedLimit: 2})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{EmbedLimit: 2})
 	p := newPost(t, db, "shape", at(0).Add(123456789*time.Nanosecond))
 	c := newComment(t, db, p.ID, "hi", at(1))
 
 	pd := raw(t, b, "posts", p.ID)
-	if _, ok := pd["_id"].(primitive.ObjectID); !ok {
+	if _, ok := pd["_id"].(bson.ObjectID); !ok {
 		t.Errorf("post _id is %T, want ObjectId", pd["_id"])
 	}
-	if got, ok := pd["createdAt"].(primitive.DateTime); !ok || got.Time().UTC() != at(0).Add(123*time.Millisecond) {
+	if got, ok := pd["createdAt"].(bson.DateTime); !ok || got.Time().UTC() != at(0).Add(123*time.Millisecond) {
 		t.Errorf("post createdAt = %#v, want Date %s (milliseconds)", pd["createdAt"], at(0).Add(123*time.Millisecond))
 	}
-	if cs, ok := pd["comments"].(v1bson.A); !ok || len(cs) != 0 {
+	if cs, ok := pd["comments"].(bson.A); !ok || len(cs) != 0 {
 		t.Errorf("post comments = %#v, want []", pd["comments"])
 	}
 	for _, k := range []string{"title", "content", "commentCount"} {
@@ -127,10 +126,10 @@ func TestDocumentShape(t *testing.T) {
 	}
 
 	cd := raw(t, b, "comments", c.ID)
-	if pid, ok := cd["postId"].(primitive.ObjectID); !ok || pid.Hex() != p.ID {
+	if pid, ok := cd["postId"].(bson.ObjectID); !ok || pid.Hex() != p.ID {
 		t.Errorf("comment postId = %#v, want ObjectId(%s)", cd["postId"], p.ID)
 	}
-	if _, ok := cd["createdAt"].(primitive.DateTime); !ok {
+	if _, ok := cd["createdAt"].(bson.DateTime); !ok {
 		t.Errorf("comment createdAt is %T, want Date", cd["createdAt"])
 	}
 
@@ -146,14 +145,14 @@ func TestDocumentShape(t *testing.T) {
 // TestSeedDocuments reads documents written by the seed (mongoose: __v,
 // no commentCount, embedded comments without updatedAt) and applies to them.
 func TestSeedDocuments(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
 	h := head(t, db.CommentFeed())
-	pid := primitive.NewObjectID()
-	old := primitive.NewObjectID()
-	seed := v1bson.M{
+	pid := bson.NewObjectID()
+	old := bson.NewObjectID()
+	seed := bson.M{
 		"_id": pid, "title": "from the seed", "content": "x", "__v": 0,
-		"createdAt": primitive.NewDateTimeFromTime(at(0)),
-		"comments":  v1bson.A{v1bson.M{"_id": old, "text": "old", "createdAt": primitive.NewDateTimeFromTime(at(1))}},
+		"createdAt": bson.NewDateTimeFromTime(at(0)),
+		"comments":  bson.A{bson.M{"_id": old, "text": "old", "createdAt": bson.NewDateTimeFromTime(at(1))}},
 	}
 	if _, err := b.Database().Collection("posts").InsertOne(ctxFor(t), seed); err != nil {
 		t.Fatal(err)
@@ -176,25 +175,26 @@ func TestSeedDocuments(t *testing.T) {
 	}
 }
 
-// TestIndexes checks New creates the indexes the queries rely on, and that
+// TestIndexes checks Open creates the indexes the queries rely on, and that
 // opening again (every start-up does) is harmless.
 func TestIndexes(t *testing.T) {
-	_, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
-	if _, err := mongo.New(ctxFor(t), b, mongo.Options{}); err != nil {
-		t.Fatalf("second New on the same database: %v", err)
+	_, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
+	again, err := mongo.Open(ctxFor(t), b.URI, mongo.Options{})
+	if err != nil {
+		t.Fatalf("second Open on the same database: %v", err)
 	}
+	_ = again.Close(ctxFor(t))
 	for coll, want := range map[string]string{
 		"posts":         "createdAt_-1__id_-1",
 		"comments":      "postId_1_createdAt_1__id_1",
 		"post_comments": "postId_1_createdAt_1__id_1",
 		"dead_letters":  "consumer_1_parkedAt_1_seq_1",
 	} {
-		// (lungo implements List but panics on ListSpecifications.)
 		cur, err := b.Database().Collection(coll).Indexes().List(ctxFor(t))
 		if err != nil {
 			t.Fatalf("list indexes of %s: %v", coll, err)
 		}
-		var specs []v1bson.M
+		var specs []bson.M
 		if err := cur.All(ctxFor(t), &specs); err != nil {
 			t.Fatalf("read indexes of %s: %v", coll, err)
 		}
@@ -258,7 +258,7 @@ func TestDefaultPageSize(t *testing.T) {
 // checks the first event's effects and the checkpoint are rolled back with
 // it: a crash or error mid-batch leaves nothing half-applied.
 func TestApplyIsOneTransaction(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
 	posts := db.Posts()
 	h := head(t, db.CommentFeed())
 	p1 := newPost(t, db, "p1", at(0))
@@ -269,9 +269,9 @@ func TestApplyIsOneTransaction(t *testing.T) {
 
 	// A post document this service cannot decode makes the second event
 	// fail after the first has been applied inside the transaction.
-	p2id, _ := primitive.ObjectIDFromHex(p2.ID)
+	p2id, _ := bson.ObjectIDFromHex(p2.ID)
 	posts2 := b.Database().Collection("posts")
-	if _, err := posts2.UpdateOne(ctxFor(t), v1bson.M{"_id": p2id}, v1bson.M{"$set": v1bson.M{"commentCount": "many"}}); err != nil {
+	if _, err := posts2.UpdateOne(ctxFor(t), bson.M{"_id": p2id}, bson.M{"$set": bson.M{"commentCount": "many"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := posts.Apply(ctxFor(t), "test", batch); err == nil {
@@ -284,7 +284,7 @@ func TestApplyIsOneTransaction(t *testing.T) {
 	if len(got.Comments) != 0 || got.CommentCount != 0 {
 		t.Errorf("failed batch left p1 with comments %v, count %d", got.Comments, got.CommentCount)
 	}
-	if n, err := b.Database().Collection("post_comments").CountDocuments(ctxFor(t), v1bson.M{}); err != nil || n != 0 {
+	if n, err := b.Database().Collection("post_comments").CountDocuments(ctxFor(t), bson.M{}); err != nil || n != 0 {
 		t.Errorf("failed batch left %d post_comments (%v)", n, err)
 	}
 	if tok, err := posts.Checkpoint(ctxFor(t), "test"); err != nil || tok != nil {
@@ -292,7 +292,7 @@ func TestApplyIsOneTransaction(t *testing.T) {
 	}
 
 	// Repaired, the same batch applies whole.
-	if _, err := posts2.UpdateOne(ctxFor(t), v1bson.M{"_id": p2id}, v1bson.M{"$set": v1bson.M{"commentCount": 0}}); err != nil {
+	if _, err := posts2.UpdateOne(ctxFor(t), bson.M{"_id": p2id}, bson.M{"$set": bson.M{"commentCount": 0}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := posts.Apply(ctxFor(t), "test", batch); err != nil {
@@ -323,7 +323,8 @@ func TestEventFields(t *testing.T) {
 	if ev.Op != changes.Insert || ev.Key != c.ID || !ev.Found || ev.Doc.PostID != p.ID {
 		t.Errorf("event %+v, want insert of %s on %s", ev, c.ID, p.ID)
 	}
-	// lungo's cluster time has one-second resolution.
+	// The wire server's cluster time has one-second resolution and no
+	// wallTime.
 	if ev.At.Before(before.Truncate(time.Second)) || ev.At.After(time.Now()) || ev.At.Location() != time.UTC {
 		t.Errorf("event time %v, want about now, UTC", ev.At)
 	}
@@ -365,13 +366,16 @@ func TestBatchBound(t *testing.T) {
 	}
 }
 
-// TestHistoryLost shrinks lungo's oplog to one entry and checks a token
+// TestHistoryLost shrinks the wire server's oplog to one entry and checks a token
 // that has rolled off it is reported as changes.ErrHistoryLost, both when a
 // stream is opened there and when a running stream falls behind.
 func TestHistoryLost(t *testing.T) {
 	t.Parallel()
-	tiny := lungo.Options{MinOplogSize: 1, MaxOplogSize: 1, MinOplogAge: time.Nanosecond, MaxOplogAge: time.Nanosecond}
-	db, _ := mongotest.OpenBackend(t, tiny, mongo.Options{})
+	tiny := mongowire.Options{OplogMinSize: 1, OplogMaxSize: 1, OplogMinAge: time.Nanosecond}
+	db, env := mongotest.OpenEnv(t, tiny, mongo.Options{})
+	if env.Real() {
+		t.Skip("needs the wire server's tiny oplog")
+	}
 	f := db.CommentFeed()
 	h := head(t, f)
 	behind, err := f.Open(ctxFor(t), h)
@@ -380,8 +384,8 @@ func TestHistoryLost(t *testing.T) {
 	}
 	defer behind.Close(context.Background())
 
-	// lungo trims entries older than its minimum age, measured in whole
-	// seconds; wait for the next second so everything so far is older.
+	// The wire server (lungo) trims entries older than its minimum age,
+	// measured in whole seconds; wait for the next second so everything so far is older.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 20*time.Millisecond)))
 	p := newPost(t, db, "p", at(0))
 	newComment(t, db, p.ID, "c", at(1))
@@ -398,7 +402,7 @@ func TestHistoryLost(t *testing.T) {
 // stream with ErrHistoryLost (the documents went without delete events, so
 // the read model must be rebuilt), after delivering what came before it.
 func TestDroppedCollection(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
 	f := db.CommentFeed()
 	st, err := f.Open(ctxFor(t), nil)
 	if err != nil {
@@ -433,12 +437,12 @@ func TestDroppedCollection(t *testing.T) {
 // Event.Err set (the consumer parks them), without holding up the events
 // after them.
 func TestUndecodableDocument(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
 	h := head(t, db.CommentFeed())
 	p := newPost(t, db, "p", at(0))
 	bad := insertBadComment(t, b, p.ID)
-	pid, _ := primitive.ObjectIDFromHex(p.ID)
-	handMade := v1bson.M{"_id": "hand-made", "postId": pid, "text": "x", "createdAt": primitive.NewDateTimeFromTime(at(0))}
+	pid, _ := bson.ObjectIDFromHex(p.ID)
+	handMade := bson.M{"_id": "hand-made", "postId": pid, "text": "x", "createdAt": bson.NewDateTimeFromTime(at(0))}
 	if _, err := b.Database().Collection("comments").InsertOne(ctxFor(t), handMade); err != nil {
 		t.Fatal(err)
 	}
@@ -460,11 +464,11 @@ func TestUndecodableDocument(t *testing.T) {
 
 // insertBadComment stores a comment whose text is a number, which the
 // service cannot decode, and returns its id.
-func insertBadComment(t *testing.T, b *mongotest.Backend, postID string) string {
+func insertBadComment(t *testing.T, b *mongotest.Env, postID string) string {
 	t.Helper()
-	pid, _ := primitive.ObjectIDFromHex(postID)
-	bad := primitive.NewObjectID()
-	doc := v1bson.M{"_id": bad, "postId": pid, "text": 42, "createdAt": primitive.NewDateTimeFromTime(at(0))}
+	pid, _ := bson.ObjectIDFromHex(postID)
+	bad := bson.NewObjectID()
+	doc := bson.M{"_id": bad, "postId": pid, "text": 42, "createdAt": bson.NewDateTimeFromTime(at(0))}
 	if _, err := b.Database().Collection("comments").InsertOne(ctxFor(t), doc); err != nil {
 		t.Fatal(err)
 	}
@@ -532,12 +536,12 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // page ends a client's paging), whatever the page size; and that a comment
 // with a string _id on a good post does not break its listing either.
 func TestListsSkipUnreadable(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
 	var want []string // newest first
 	for i := 5; i >= 0; i-- {
 		if i == 3 {
-			bad := v1bson.M{"_id": primitive.NewObjectID(), "title": 42, "content": "x", "comments": v1bson.A{},
-				"createdAt": primitive.NewDateTimeFromTime(at(i))}
+			bad := bson.M{"_id": bson.NewObjectID(), "title": 42, "content": "x", "comments": bson.A{},
+				"createdAt": bson.NewDateTimeFromTime(at(i))}
 			if _, err := b.Database().Collection("posts").InsertOne(ctxFor(t), bad); err != nil {
 				t.Fatal(err)
 			}
@@ -567,8 +571,8 @@ func TestListsSkipUnreadable(t *testing.T) {
 		}
 	}
 
-	pid, _ := primitive.ObjectIDFromHex(want[0])
-	handMade := v1bson.M{"_id": "hand-made", "postId": pid, "text": "x", "createdAt": primitive.NewDateTimeFromTime(at(1))}
+	pid, _ := bson.ObjectIDFromHex(want[0])
+	handMade := bson.M{"_id": "hand-made", "postId": pid, "text": "x", "createdAt": bson.NewDateTimeFromTime(at(1))}
 	if _, err := b.Database().Collection("comments").InsertOne(ctxFor(t), handMade); err != nil {
 		t.Fatal(err)
 	}

@@ -157,58 +157,31 @@ func (db *DB) checkpoint(ctx context.Context, consumer string) (changes.Token, e
 	return changes.Token(d.Token.Data), nil
 }
 
-// Apply folds a batch of comment events into the posts and saves the
-// checkpoint, all in one transaction: a crash leaves either the whole batch
-// and its checkpoint or neither. Each event is also idempotent on its own
-// (post_comments is keyed by the comment's _id, and an insert only counts
-// when it creates that entry), because a batch is redelivered after a crash
-// between reading it and committing it, and because a real server may run
-// the transaction body more than once. Under a lease (b.Fence set) a batch
+// Apply folds a batch of comment events into the posts by the rules of
+// post.ApplyComments and saves the checkpoint, all in one transaction: a
+// crash leaves either the whole batch and its checkpoint or neither. Each
+// event is also idempotent on its own (post_comments is keyed by the
+// comment's _id, and an insert only counts when it creates that entry),
+// because a batch is redelivered after a crash between reading it and
+// committing it, and because a real server may run the transaction body
+// more than once. Under a lease (b.Fence set) a batch
 // from a replica that has lost the lease is refused with changes.ErrFenced.
 func (s *postStore) Apply(ctx context.Context, consumer string, b changes.Batch[comment.Comment]) error {
-	if err := checkBatch(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("mongo: apply %d comment events for %q: %w", len(b.Events), consumer, err)
 	}
 	err := s.db.b.WithTransaction(ctx, func(ctx context.Context) error {
 		if err := s.db.checkFence(ctx, consumer, b.Fence); err != nil {
 			return err
 		}
-		pr := projection{db: s.db, posts: map[bson.ObjectID]*postState{}}
-		for _, ev := range b.Events {
-			if err := pr.apply(ctx, ev); err != nil {
-				return fmt.Errorf("apply %s of comment %s: %w", ev.Op, ev.Key, err)
-			}
-		}
-		if err := pr.flush(ctx); err != nil {
+		// The body may run more than once: the rules start afresh each time.
+		if _, err := post.ApplyComments(ctx, readModel{db: s.db}, b.Events, s.db.opt.EmbedLimit); err != nil {
 			return err
 		}
 		return s.db.saveCheckpoint(ctx, consumer, b.Token, false)
 	})
 	if err != nil {
 		return fmt.Errorf("mongo: apply %d comment events for %q: %w", len(b.Events), consumer, err)
-	}
-	return nil
-}
-
-// checkBatch refuses, before anything is written, a batch that neither
-// sink may apply:
-//
-//   - one with no token: there would be no position to save, and a consumer
-//     whose checkpoint does not move replays the batch forever, or, with
-//     no checkpoint yet, restarts at the feed's "now" and loses everything
-//     in between;
-//   - one with an undecodable event (Err set): applying the rest and
-//     checkpointing past it would lose that event silently. The consumer
-//     isolates and parks such events (DeadLetter) instead; one that gets
-//     here anyway fails loudly rather than vanishing.
-func checkBatch[T any](b changes.Batch[T]) error {
-	if len(b.Token) == 0 {
-		return errors.New("batch has no token")
-	}
-	for _, ev := range b.Events {
-		if ev.Err != nil {
-			return fmt.Errorf("%s of %s: undecodable event: %w", ev.Op, ev.Key, ev.Err)
-		}
 	}
 	return nil
 }
@@ -229,75 +202,53 @@ func (db *DB) saveCheckpoint(ctx context.Context, consumer string, tok changes.T
 	return nil
 }
 
-// projection applies one batch inside its transaction. Posts touched by the
-// batch are loaded once, changed in memory, and written once at the end;
-// post_comments is written as each event is applied, so the refill queries
-// of later events in the batch see earlier ones.
-type projection struct {
-	db    *DB
-	posts map[bson.ObjectID]*postState
-	order []bson.ObjectID // touched posts in first-touch order, for flush
-}
+// readModel is post.ReadModel over one transaction: a copy of every
+// comment in post_comments (for exact counts and for back-filling the
+// window after a delete), and each post's embedded window and commentCount
+// in the post document itself, so a read of a post is one document.
+type readModel struct{ db *DB }
 
-// postState is the part of a post the projection maintains.
-type postState struct {
-	exists   bool
-	comments []embedDoc // oldest first, at most EmbedLimit
-	count    int64
-	dirty    bool
-}
+var _ post.ReadModel = readModel{}
 
-func (pr *projection) post(ctx context.Context, id bson.ObjectID) (*postState, error) {
-	if st, ok := pr.posts[id]; ok {
-		return st, nil
+func (r readModel) LoadPost(ctx context.Context, id string) (post.PostState, bool, error) {
+	pid, ok := oid(id)
+	if !ok {
+		return post.PostState{}, false, nil
 	}
 	var d struct {
 		Comments     []embedDoc `bson:"comments"`
 		CommentCount int64      `bson:"commentCount"`
 	}
-	st := &postState{}
-	err := pr.db.posts.findOne(ctx, idFilter(id), &d)
-	switch {
-	case errors.Is(err, ErrNoDocuments):
-	case err != nil:
-		return nil, err
-	default:
-		st.exists, st.comments, st.count = true, d.Comments, d.CommentCount
+	err := r.db.posts.findOne(ctx, idFilter(pid), &d)
+	if errors.Is(err, ErrNoDocuments) {
+		return post.PostState{}, false, nil
 	}
-	pr.posts[id] = st
-	pr.order = append(pr.order, id)
-	return st, nil
+	if err != nil {
+		return post.PostState{}, false, err
+	}
+	st := post.PostState{Count: int(d.CommentCount), Windowed: true, Window: make([]post.Comment, len(d.Comments))}
+	for i, e := range d.Comments {
+		st.Window[i] = e.comment()
+	}
+	return st, true, nil
 }
 
-func (pr *projection) apply(ctx context.Context, ev changes.Event[comment.Comment]) error {
-	switch ev.Op {
-	case changes.Insert:
-		return pr.insert(ctx, ev)
-	case changes.Update:
-		return pr.update(ctx, ev)
-	case changes.Delete:
-		return pr.delete(ctx, ev)
-	}
-	pr.db.log.Warn("skipping comment event of unknown kind", "op", ev.Op, "comment", ev.Key)
-	return nil
-}
-
-func (pr *projection) insert(ctx context.Context, ev changes.Event[comment.Comment]) error {
-	if !ev.Found {
-		return nil // nothing to embed; the feed has logged why
-	}
-	id, ok1 := oid(ev.Key)
-	pid, ok2 := oid(ev.Doc.PostID)
+// copyDoc returns c as its post_comments copy; the rules have checked its
+// ids (post.CheckEvent).
+func copyDoc(c comment.Comment) (commentDoc, error) {
+	id, ok1 := oid(c.ID)
+	pid, ok2 := oid(c.PostID)
 	if !ok1 || !ok2 {
-		pr.db.log.Warn("skipping comment event with a malformed id", "comment", ev.Key, "post", ev.Doc.PostID)
-		return nil
+		return commentDoc{}, fmt.Errorf("comment %q of post %q: malformed id", c.ID, c.PostID)
 	}
-	st, err := pr.post(ctx, pid)
-	if err != nil || !st.exists {
-		return err // a comment of a deleted post is a no-op
+	return commentDoc{ID: id, PostID: pid, Text: c.Text, CreatedAt: ms(c.CreatedAt), UpdatedAt: msPtr(c.UpdatedAt)}, nil
+}
+
+func (r readModel) InsertCopy(ctx context.Context, c comment.Comment) (bool, error) {
+	d, err := copyDoc(c)
+	if err != nil {
+		return false, err
 	}
-	c := ev.Doc
-	d := commentDoc{ID: id, PostID: pid, Text: c.Text, CreatedAt: ms(c.CreatedAt), UpdatedAt: msPtr(c.UpdatedAt)}
 	// An upsert, not an insert: a duplicate-key error would abort the whole
 	// transaction on a real server, whereas Upserted says just as well
 	// whether this event was applied before.
@@ -309,171 +260,93 @@ func (pr *projection) insert(ctx context.Context, ev changes.Event[comment.Comme
 	if d.UpdatedAt != nil {
 		fields = append(fields, bson.E{Key: "updatedAt", Value: *d.UpdatedAt})
 	}
-	r, err := pr.db.postComments.updateOne(ctx, idFilter(id), bson.D{{Key: "$setOnInsert", Value: fields}}, true)
+	res, err := r.db.postComments.updateOne(ctx, idFilter(d.ID), bson.D{{Key: "$setOnInsert", Value: fields}}, true)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if !r.Upserted {
-		return nil // replayed event: already counted and embedded
-	}
-	st.count++
-	st.dirty = true
-	st.embed(d.embed(), pr.db.opt.EmbedLimit)
-	return nil
+	return res.Upserted, nil
 }
 
-// update refreshes the comment's copy and its embedded copy, if embedded.
-// With no copy yet (the comment's insert came before this consumer's first
-// checkpoint, or before the position a rebuild started from) the update,
-// which carries the whole comment, copies, counts and embeds it as its
-// insert would have, provided its post exists.
-//
-// It cannot bring back a comment deleted earlier: in commit order a
-// comment's delete event comes after its updates, and undoes such a copy
-// when it is applied in turn; and an update event whose comment was gone
-// when the feed looked it up (fullDocument: updateLookup) carries no
-// document (Found false) and changes nothing here.
-func (pr *projection) update(ctx context.Context, ev changes.Event[comment.Comment]) error {
-	if !ev.Found {
-		// Deleted since (updateLookup found nothing): its delete event
-		// follows and does the work.
-		return nil
-	}
-	id, ok1 := oid(ev.Key)
-	pid, ok2 := oid(ev.Doc.PostID)
-	if !ok1 || !ok2 {
-		pr.db.log.Warn("skipping comment event with a malformed id", "comment", ev.Key, "post", ev.Doc.PostID)
-		return nil
-	}
-	text, at := ev.Doc.Text, msPtr(ev.Doc.UpdatedAt)
-	// The copy is kept current even when the comment is not embedded, so
-	// it shows the new text if a delete later brings it into the window.
-	d := commentDoc{ID: id, PostID: pid, Text: text, CreatedAt: ev.Doc.CreatedAt, UpdatedAt: at}
-	r, err := pr.db.postComments.updateOne(ctx, idFilter(id), copyUpdate(d), false)
+func (r readModel) UpdateCopy(ctx context.Context, c comment.Comment) (found, changed bool, err error) {
+	d, err := copyDoc(c)
 	if err != nil {
-		return err
+		return false, false, err
 	}
-	if r.Matched == 0 {
-		return pr.insert(ctx, ev)
+	res, err := r.db.postComments.updateOne(ctx, idFilter(d.ID), copyUpdate(d), false)
+	if err != nil {
+		return false, false, err
 	}
-	st, err := pr.post(ctx, pid)
-	if err != nil || !st.exists {
-		return err
-	}
-	for i := range st.comments {
-		if st.comments[i].ID == id {
-			st.comments[i].Text, st.comments[i].UpdatedAt = text, at
-			st.dirty = true
-		}
-	}
-	return nil
+	return res.Matched > 0, res.Modified > 0, nil
 }
 
-func (pr *projection) delete(ctx context.Context, ev changes.Event[comment.Comment]) error {
-	id, ok := oid(ev.Key)
+func (r readModel) DeleteCopy(ctx context.Context, id string) (comment.Comment, bool, error) {
+	cid, ok := oid(id)
 	if !ok {
-		pr.db.log.Warn("skipping comment event with a malformed id", "comment", ev.Key)
-		return nil
+		return comment.Comment{}, false, fmt.Errorf("comment %q: malformed id", id)
 	}
-	// A delete event names only the comment, so its post comes from the
-	// read model's own copy. No copy: the comment was never applied here
-	// (or this is a replay), and there is nothing to undo.
 	var d commentDoc
-	err := pr.db.postComments.findOneAndDelete(ctx, idFilter(id), &d)
+	err := r.db.postComments.findOneAndDelete(ctx, idFilter(cid), &d)
 	if errors.Is(err, ErrNoDocuments) {
-		return nil
+		return comment.Comment{}, false, nil
 	}
 	if err != nil {
-		return err
+		return comment.Comment{}, false, err
 	}
-	st, err := pr.post(ctx, d.PostID)
-	if err != nil || !st.exists {
-		return err
-	}
-	st.count = max(st.count-1, 0)
-	st.dirty = true
-	i := st.index(id)
-	if i < 0 {
-		return nil
-	}
-	st.comments = append(st.comments[:i], st.comments[i+1:]...)
-	return pr.refill(ctx, d.PostID, st, d)
+	return d.comment(), true, nil
 }
 
-// refill tops a post's embedded window back up after a delete with the next
-// older comments from post_comments. Everything older than the oldest
-// embedded comment (or than the deleted one, if none is left) is by
-// construction not embedded, so nothing is embedded twice.
-func (pr *projection) refill(ctx context.Context, pid bson.ObjectID, st *postState, deleted commentDoc) error {
-	n := pr.db.opt.EmbedLimit - len(st.comments)
-	if n <= 0 {
-		return nil
+func (r readModel) Older(ctx context.Context, postID string, bound post.Comment, n int) ([]post.Comment, error) {
+	pid, ok := oid(postID)
+	if !ok {
+		return nil, fmt.Errorf("post %q: malformed id", postID)
 	}
-	bound := &page.Cursor{At: deleted.CreatedAt, ID: deleted.ID.Hex()}
-	if len(st.comments) > 0 {
-		bound = &page.Cursor{At: st.comments[0].CreatedAt, ID: st.comments[0].ID.Hex()}
+	older, ok := after(&page.Cursor{At: bound.CreatedAt, ID: bound.ID}, false)
+	if !ok {
+		return nil, fmt.Errorf("comment %q: malformed id", bound.ID)
 	}
-	older, _ := after(bound, false) // the cursor is built from valid ids
 	filter := append(bson.D{{Key: "postId", Value: pid}}, older...)
 	sort := bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}
-	docs, err := find[commentDoc](ctx, pr.db.postComments, filter, sort, int64(n))
+	docs, err := find[commentDoc](ctx, r.db.postComments, filter, sort, int64(n))
 	if err != nil {
-		return fmt.Errorf("refill embedded comments: %w", err)
+		return nil, err
 	}
-	fill := make([]embedDoc, 0, len(docs)+len(st.comments))
-	for i := len(docs) - 1; i >= 0; i-- {
-		fill = append(fill, docs[i].embed())
+	out := make([]post.Comment, len(docs))
+	for i, d := range docs {
+		out[len(docs)-1-i] = d.embed().comment()
 	}
-	st.comments = append(fill, st.comments...)
-	return nil
+	return out, nil
 }
 
-// flush writes every post the batch changed.
-func (pr *projection) flush(ctx context.Context) error {
-	for _, id := range pr.order {
-		st := pr.posts[id]
-		if !st.dirty {
-			continue
-		}
-		comments := st.comments
-		if comments == nil {
-			comments = []embedDoc{}
-		}
-		set := bson.D{{Key: "$set", Value: bson.D{
-			{Key: "comments", Value: comments},
-			{Key: "commentCount", Value: st.count},
-		}}}
-		if _, err := pr.db.posts.updateOne(ctx, idFilter(id), set, false); err != nil {
-			return fmt.Errorf("write post %s: %w", id.Hex(), err)
-		}
+func (r readModel) SavePost(ctx context.Context, id string, st post.PostState) error {
+	pid, ok := oid(id)
+	if !ok {
+		return fmt.Errorf("post %q: malformed id", id)
 	}
-	return nil
+	comments := make([]embedDoc, 0, len(st.Window)) // the seed's `comments: []`, never null
+	for _, c := range st.Window {
+		e, err := embedOf(c)
+		if err != nil {
+			return err
+		}
+		comments = append(comments, e)
+	}
+	set := bson.D{{Key: "$set", Value: bson.D{
+		{Key: "comments", Value: comments},
+		{Key: "commentCount", Value: int64(st.Count)},
+	}}}
+	_, err := r.db.posts.updateOne(ctx, idFilter(pid), set, false)
+	return err
 }
 
-func (st *postState) index(id bson.ObjectID) int {
-	for i := range st.comments {
-		if st.comments[i].ID == id {
-			return i
-		}
-	}
-	return -1
+// comment returns the embedded copy as the rules see it.
+func (e embedDoc) comment() post.Comment {
+	return post.Comment{ID: e.ID.Hex(), Text: e.Text, CreatedAt: ms(e.CreatedAt), UpdatedAt: msPtr(e.UpdatedAt)}
 }
 
-// embed inserts e in order and drops the oldest beyond limit. Because the
-// window always holds the latest comments, a comment older than all of a
-// full window falls straight out again, which is the rule.
-func (st *postState) embed(e embedDoc, limit int) {
-	if st.index(e.ID) >= 0 {
-		return
+func embedOf(c post.Comment) (embedDoc, error) {
+	id, ok := oid(c.ID)
+	if !ok {
+		return embedDoc{}, fmt.Errorf("embedded comment %q: malformed id", c.ID)
 	}
-	i := len(st.comments)
-	for i > 0 && before(e.CreatedAt, e.ID, st.comments[i-1].CreatedAt, st.comments[i-1].ID) {
-		i--
-	}
-	st.comments = append(st.comments, embedDoc{})
-	copy(st.comments[i+1:], st.comments[i:])
-	st.comments[i] = e
-	if over := len(st.comments) - limit; over > 0 {
-		st.comments = st.comments[over:]
-	}
+	return embedDoc{ID: id, Text: c.Text, CreatedAt: ms(c.CreatedAt), UpdatedAt: msPtr(c.UpdatedAt)}, nil
 }

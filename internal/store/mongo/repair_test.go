@@ -5,12 +5,11 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/256dpi/lungo"
-	v1bson "go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/changes"
 	"blog/internal/comment"
+	"blog/internal/mongowire"
 	"blog/internal/page"
 	"blog/internal/post"
 	"blog/internal/store/mongo"
@@ -34,7 +33,7 @@ func repairer(t *testing.T, db *mongo.DB) post.Repairer {
 // post.ErrNotFound and writes nothing, even when comments of that (deleted)
 // post are still stored.
 func TestRebuildPostUnknown(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
 	p := newPost(t, db, "doomed", at(0))
 	newComment(t, db, p.ID, "orphan to be", at(1))
 	if err := db.Posts().Delete(ctxFor(t), p.ID); err != nil {
@@ -46,7 +45,7 @@ func TestRebuildPostUnknown(t *testing.T) {
 		}
 	}
 	for _, coll := range []string{"posts", "post_comments"} {
-		if n, err := b.Database().Collection(coll).CountDocuments(ctxFor(t), v1bson.M{}); err != nil || n != 0 {
+		if n, err := b.Database().Collection(coll).CountDocuments(ctxFor(t), bson.M{}); err != nil || n != 0 {
 			t.Errorf("%s holds %d documents (%v) after rebuilding unknown posts, want 0", coll, n, err)
 		}
 	}
@@ -56,7 +55,7 @@ func TestRebuildPostUnknown(t *testing.T) {
 // the service cannot read does not stop a post's repair, which embeds and
 // counts the readable ones.
 func TestRebuildPostSkipsUnreadable(t *testing.T) {
-	db, b := mongotest.OpenBackend(t, lungo.Options{}, mongo.Options{})
+	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
 	p := newPost(t, db, "p", at(0))
 	newComment(t, db, p.ID, "fine", at(1))
 	insertBadComment(t, b, p.ID)

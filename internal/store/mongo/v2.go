@@ -11,20 +11,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	driver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
-	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
-
-	"blog/internal/changes"
 )
 
 // DefaultDatabase is used when the URI names no database (no path).
 const DefaultDatabase = "blog"
-
-// awaitTime is how long one getMore waits on the server for new events
-// (maxAwaitTimeMS); it bounds how stale a quiet stream's resume token gets.
-const awaitTime = 500 * time.Millisecond
 
 // Open connects to the MongoDB deployment at uri with the official v2
 // driver, checks that it can serve change streams, and returns the DB over
@@ -44,6 +36,13 @@ func Open(ctx context.Context, uri string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mongo: invalid MongoDB URI %s: %w", masked, err)
 	}
+	// Before anything else, ask each seed what it is, directly and with a
+	// short timeout: the driver's own server selection would wait out the
+	// whole timeout on a standalone or an uninitiated member (it cannot
+	// select either for ?replicaSet=) and then say nothing useful.
+	if err := inspectSeeds(ctx, uri, timeout); err != nil {
+		return nil, fmt.Errorf("%w (at %s)", err, masked)
+	}
 	// The start-up checks are bounded by a context deadline rather than by
 	// client timeouts, so the URI's own options (serverSelectionTimeoutMS
 	// and the like) keep governing the client afterwards.
@@ -60,7 +59,7 @@ func Open(ctx context.Context, uri string, opt Options) (*DB, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := client.Ping(cctx, readpref.Primary()); err != nil {
-		return fail(fmt.Errorf("mongo: cannot reach MongoDB at %s within %s; check that it is running, that the URI is right, and that the replica set it names has been initiated (rs.initiate()): %w", masked, timeout, err))
+		return fail(fmt.Errorf("mongo: cannot reach the primary of MongoDB at %s within %s; check that it is running and that the URI is right: %w", masked, timeout, err))
 	}
 	hello, err := helloReply(cctx, client)
 	if err != nil {
@@ -69,14 +68,96 @@ func Open(ctx context.Context, uri string, opt Options) (*DB, error) {
 	if err := CheckDeployment(hello); err != nil {
 		return fail(fmt.Errorf("%w (at %s)", err, masked))
 	}
-	b := &v2Backend{client: client, db: client.Database(name)}
+	commit := opt.CommitTimeout
+	if commit <= 0 {
+		commit = defaultCommitTimeout
+	}
+	b := &backend{client: client, db: client.Database(name), commitTimeout: commit}
 	// Not bounded by the connect timeout: building an index on a large
 	// existing collection (a seed database) may take a while.
-	db, err := New(ctx, b, opt)
+	db, err := newDB(ctx, b, opt)
 	if err != nil {
 		return fail(err)
 	}
 	return db, nil
+}
+
+// seedTimeout bounds the hello sent to each seed at start-up.
+const seedTimeout = 2 * time.Second
+
+// inspectSeeds sends hello to every host of uri, each directly and in
+// parallel, and fails with what it found when none can serve change
+// streams: ErrStandalone, ErrNotInitiated, or the unreachable hosts. One
+// seed that is a replica-set member or a mongos is enough. SRV URIs are
+// left to the driver, which resolves them.
+func inspectSeeds(ctx context.Context, uri string, timeout time.Duration) error {
+	cs, err := connstring.ParseAndValidate(uri)
+	if err != nil || cs.Scheme == connstring.SchemeMongoDBSRV || len(cs.Hosts) == 0 {
+		return nil
+	}
+	wait := min(seedTimeout, timeout)
+	type answer struct {
+		host string
+		err  error
+	}
+	answers := make(chan answer, len(cs.Hosts))
+	for _, host := range cs.Hosts {
+		go func() {
+			answers <- answer{host, inspectSeed(ctx, uri, host, wait)}
+		}()
+	}
+	var standalone, uninitiated error
+	var unreachable []string
+	var lastErr error
+	for range cs.Hosts {
+		a := <-answers
+		switch {
+		case a.err == nil:
+			return nil
+		case errors.Is(a.err, ErrStandalone):
+			standalone = a.err
+		case errors.Is(a.err, ErrNotInitiated):
+			uninitiated = a.err
+		default:
+			unreachable = append(unreachable, a.host)
+			lastErr = a.err
+		}
+	}
+	switch {
+	case uninitiated != nil:
+		return uninitiated
+	case standalone != nil:
+		return standalone
+	}
+	return fmt.Errorf("%w: no answer to hello within %s from %s: %w", ErrUnreachable, wait, strings.Join(unreachable, ", "), lastErr)
+}
+
+// ErrUnreachable is returned (wrapped, naming the hosts) by Open when no
+// seed of the URI answers.
+var ErrUnreachable = errors.New("mongo: cannot reach MongoDB; check that it is running and that the URI's hosts and ports are right")
+
+// inspectSeed asks one host what it is, over a direct connection that
+// takes the URI's credentials and TLS settings.
+func inspectSeed(ctx context.Context, uri, host string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	opts := options.Client().ApplyURI(uri).SetHosts([]string{host}).SetDirect(true).
+		SetServerSelectionTimeout(wait).SetConnectTimeout(wait)
+	opts.ReplicaSet = nil
+	client, err := driver.Connect(opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
+		defer cancel()
+		_ = client.Disconnect(dctx)
+	}()
+	hello, err := helloReply(ctx, client)
+	if err != nil {
+		return err
+	}
+	return CheckDeployment(hello)
 }
 
 // DatabaseOf returns the database a MongoDB URI names in its path, the
@@ -181,184 +262,3 @@ func MaskURI(uri string) string {
 	}
 	return scheme + "://" + hosts + path
 }
-
-// v2Backend is the production Backend, over the official v2 driver.
-type v2Backend struct {
-	client *driver.Client
-	db     *driver.Database
-}
-
-var _ Backend = (*v2Backend)(nil)
-
-func (b *v2Backend) Collection(name string) Collection {
-	return &v2Collection{c: b.db.Collection(name)}
-}
-
-// CreateCollection treats NamespaceExists as success, since the point is
-// only that the collection is there.
-func (b *v2Backend) CreateCollection(ctx context.Context, name string) error {
-	err := b.db.CreateCollection(ctx, name)
-	var se driver.ServerError
-	if errors.As(err, &se) && se.HasErrorCode(codeNamespaceExists) {
-		return nil
-	}
-	return v2Err(err)
-}
-
-// WithTransaction runs fn with the driver's retrying transaction helper,
-// with snapshot reads and majority writes, so a batch reads one consistent
-// state and its commit survives a failover.
-func (b *v2Backend) WithTransaction(ctx context.Context, fn func(ctx context.Context) error) error {
-	sess, err := b.client.StartSession()
-	if err != nil {
-		return fmt.Errorf("start session: %w", err)
-	}
-	defer sess.EndSession(context.WithoutCancel(ctx))
-	opts := options.Transaction().
-		SetReadConcern(readconcern.Snapshot()).
-		SetWriteConcern(writeconcern.Majority())
-	_, err = sess.WithTransaction(ctx, func(ctx context.Context) (any, error) {
-		return nil, fn(ctx)
-	}, opts)
-	return v2Err(err)
-}
-
-func (b *v2Backend) Ping(ctx context.Context) error {
-	return v2Err(b.client.Ping(ctx, readpref.Primary()))
-}
-
-func (b *v2Backend) Close(ctx context.Context) error {
-	return b.client.Disconnect(ctx)
-}
-
-// v2Err maps driver errors to the seam's sentinels, keeping the original.
-func v2Err(err error) error {
-	var se driver.ServerError
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, driver.ErrNoDocuments):
-		return fmt.Errorf("%w: %w", ErrNoDocuments, err)
-	case driver.IsDuplicateKeyError(err):
-		return fmt.Errorf("%w: %w", ErrDuplicateKey, err)
-	case errors.As(err, &se) && (se.HasErrorCode(codeHistoryLost) || se.HasErrorCode(codeFatal)):
-		return fmt.Errorf("%w: %w", changes.ErrHistoryLost, err)
-	}
-	return err
-}
-
-// Server error codes that mean a resume token is no longer in the oplog:
-// ChangeStreamHistoryLost (4.2+) and ChangeStreamFatalError, which older
-// servers return for a token they cannot find.
-const (
-	codeHistoryLost = 286
-	codeFatal       = 280
-)
-
-// codeNamespaceExists is the server's answer to creating an existing
-// collection.
-const codeNamespaceExists = 48
-
-type v2Collection struct{ c *driver.Collection }
-
-func (c *v2Collection) InsertOne(ctx context.Context, doc []byte) error {
-	_, err := c.c.InsertOne(ctx, bson.Raw(doc))
-	return v2Err(err)
-}
-
-func (c *v2Collection) FindOne(ctx context.Context, filter []byte) ([]byte, error) {
-	raw, err := c.c.FindOne(ctx, bson.Raw(filter)).Raw()
-	return raw, v2Err(err)
-}
-
-func (c *v2Collection) Find(ctx context.Context, filter, sort []byte, limit int64) ([][]byte, error) {
-	opts := options.Find()
-	if sort != nil {
-		opts.SetSort(bson.Raw(sort))
-	}
-	if limit > 0 {
-		opts.SetLimit(limit)
-	}
-	cur, err := c.c.Find(ctx, bson.Raw(filter), opts)
-	if err != nil {
-		return nil, v2Err(err)
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	var out [][]byte
-	for cur.Next(ctx) {
-		out = append(out, append([]byte(nil), cur.Current...))
-	}
-	return out, v2Err(cur.Err())
-}
-
-func (c *v2Collection) UpdateOne(ctx context.Context, filter, update []byte, upsert bool) (UpdateResult, error) {
-	r, err := c.c.UpdateOne(ctx, bson.Raw(filter), bson.Raw(update), options.UpdateOne().SetUpsert(upsert))
-	if err != nil {
-		return UpdateResult{}, v2Err(err)
-	}
-	return UpdateResult{Matched: r.MatchedCount, Modified: r.ModifiedCount, Upserted: r.UpsertedCount > 0}, nil
-}
-
-func (c *v2Collection) FindOneAndUpdate(ctx context.Context, filter, update []byte) ([]byte, error) {
-	opts := options.FindOneAndUpdate().SetReturnDocument(options.After)
-	raw, err := c.c.FindOneAndUpdate(ctx, bson.Raw(filter), bson.Raw(update), opts).Raw()
-	return raw, v2Err(err)
-}
-
-func (c *v2Collection) FindOneAndDelete(ctx context.Context, filter []byte) ([]byte, error) {
-	raw, err := c.c.FindOneAndDelete(ctx, bson.Raw(filter)).Raw()
-	return raw, v2Err(err)
-}
-
-func (c *v2Collection) DeleteMany(ctx context.Context, filter []byte) (int64, error) {
-	r, err := c.c.DeleteMany(ctx, bson.Raw(filter))
-	if err != nil {
-		return 0, v2Err(err)
-	}
-	return r.DeletedCount, nil
-}
-
-func (c *v2Collection) CountDocuments(ctx context.Context, filter []byte) (int64, error) {
-	n, err := c.c.CountDocuments(ctx, bson.Raw(filter))
-	return n, v2Err(err)
-}
-
-func (c *v2Collection) CreateIndex(ctx context.Context, keys []byte, name string) error {
-	_, err := c.c.Indexes().CreateOne(ctx, driver.IndexModel{
-		Keys:    bson.Raw(keys),
-		Options: options.Index().SetName(name),
-	})
-	return v2Err(err)
-}
-
-func (c *v2Collection) Watch(ctx context.Context, startAfter []byte) (ChangeStream, error) {
-	opts := options.ChangeStream().
-		SetFullDocument(options.UpdateLookup).
-		SetMaxAwaitTime(awaitTime)
-	if startAfter != nil {
-		opts.SetStartAfter(bson.Raw(startAfter))
-	}
-	cs, err := c.c.Watch(ctx, driver.Pipeline{}, opts)
-	if err != nil {
-		return nil, v2Err(err)
-	}
-	return &v2Stream{cs: cs}, nil
-}
-
-// v2Stream adapts the driver's change stream, which already implements
-// post-batch resume tokens and resumes itself after transient errors.
-type v2Stream struct{ cs *driver.ChangeStream }
-
-// TryNext without wait only takes what the driver has buffered: a getMore
-// on an idle stream would block for maxAwaitTimeMS.
-func (s *v2Stream) TryNext(ctx context.Context, wait bool) bool {
-	if !wait && s.cs.RemainingBatchLength() == 0 {
-		return false
-	}
-	return s.cs.TryNext(ctx)
-}
-
-func (s *v2Stream) Current() []byte                 { return s.cs.Current }
-func (s *v2Stream) ResumeToken() []byte             { return s.cs.ResumeToken() }
-func (s *v2Stream) Err() error                      { return v2Err(s.cs.Err()) }
-func (s *v2Stream) Close(ctx context.Context) error { return v2Err(s.cs.Close(ctx)) }

@@ -110,6 +110,7 @@ func TestV2ErrorMapping(t *testing.T) {
 		{"duplicate-key", driver.WriteException{WriteErrors: driver.WriteErrors{{Code: 11000, Message: "E11000 duplicate key"}}}, ErrDuplicateKey},
 		{"history-lost", driver.CommandError{Code: 286, Name: "ChangeStreamHistoryLost"}, changes.ErrHistoryLost},
 		{"token-not-found-pre-4.2", driver.CommandError{Code: 280, Name: "ChangeStreamFatalError"}, changes.ErrHistoryLost},
+		{"capped-position-lost", driver.CommandError{Code: 136, Name: "CappedPositionLost"}, changes.ErrHistoryLost},
 		{"wrapped", fmt.Errorf("getMore: %w", driver.CommandError{Code: 286}), changes.ErrHistoryLost},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

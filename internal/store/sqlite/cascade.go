@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"blog/internal/changes"
+	"blog/internal/comment"
 	"blog/internal/post"
 )
 
@@ -26,6 +28,7 @@ type cascadeStore struct{ db *DB }
 var (
 	_ changes.Rebuilder               = (*cascadeStore)(nil)
 	_ changes.DeadLetterer[post.Post] = (*cascadeStore)(nil)
+	_ changes.Stager[post.Post]       = (*cascadeStore)(nil)
 )
 
 // qNextCommentedPost seeks the next post id, after ?, that has comments.
@@ -37,25 +40,34 @@ func (s *cascadeStore) Checkpoint(ctx context.Context, consumer string) (changes
 	return s.db.checkpoint(ctx, consumer)
 }
 
-// Apply deletes the comments of every post the batch deletes, in
-// transactions of at most a chunk of comments each (a post may have a
-// million; see DB.deleteByPost, which DeleteByPost shares), deleting only
-// while the post does not exist; then it saves the checkpoint. A crash in
-// between leaves the checkpoint before the batch, and the replay finishes
-// the job: deleting the comments of a post that does not exist is
-// idempotent. Every transaction checks the fence. Inserts and updates of
-// posts need nothing.
+// Stage deletes the comments of every post the batch deletes, by the rules
+// of comment.Cascade: a chunk per transaction, each bounded by step and
+// under the consumer's fence, deleting only while the post does not exist.
+// The consumer calls it before Apply, outside Apply's bound, so a post with
+// a million comments is deleted whole before its event is checkpointed.
+func (s *cascadeStore) Stage(ctx context.Context, consumer string, b changes.Batch[post.Post], step time.Duration) error {
+	if err := comment.Cascade(ctx, b.Events, s.db.deletesPerTx, step, s.db.orphans(consumer, b.Fence)); err != nil {
+		return fmt.Errorf("sqlite: stage %d post events for %q: %w", len(b.Events), consumer, err)
+	}
+	return nil
+}
+
+// Apply refuses a batch that changes.Batch.Validate or
+// comment.CheckPostEvent refuses (so the consumer parks the poison event),
+// deletes what Stage left of the comments of the posts the batch deletes
+// (nothing, when the consumer staged it; all of them for a caller that did
+// not), then saves the checkpoint under the fence. A crash in between
+// leaves the checkpoint before the batch, and the replay finishes the job:
+// deleting the comments of a post that does not exist is idempotent.
 func (s *cascadeStore) Apply(ctx context.Context, consumer string, b changes.Batch[post.Post]) error {
-	if err := checkBatch(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("sqlite: apply %d post events for %q: %w", len(b.Events), consumer, err)
 	}
-	for _, e := range b.Events {
-		if e.Op != changes.Delete {
-			continue
-		}
-		if _, err := s.db.deleteOrphans(ctx, consumer, b.Fence, e.Key); err != nil {
-			return fmt.Errorf("sqlite: apply %d post events for %q: %w", len(b.Events), consumer, err)
-		}
+	if err := comment.CheckPostEvents(b.Events); err != nil {
+		return fmt.Errorf("sqlite: apply %d post events for %q: %w", len(b.Events), consumer, err)
+	}
+	if err := comment.Cascade(ctx, b.Events, s.db.deletesPerTx, 0, s.db.orphans(consumer, b.Fence)); err != nil {
+		return fmt.Errorf("sqlite: apply %d post events for %q: %w", len(b.Events), consumer, err)
 	}
 	err := s.db.write(ctx, func(tx *sql.Tx) error {
 		if err := checkFence(ctx, tx, consumer, b.Fence); err != nil {
@@ -69,13 +81,22 @@ func (s *cascadeStore) Apply(ctx context.Context, consumer string, b changes.Bat
 	return nil
 }
 
-// deleteOrphans deletes the comments of a post that does not exist, a chunk
-// per transaction under the consumer's fence, and returns how many it
-// deleted.
-func (db *DB) deleteOrphans(ctx context.Context, consumer string, fence int64, postID string) (int, error) {
-	return db.deleteByPost(ctx, postID, true, func(tx *sql.Tx) error {
-		return checkFence(ctx, tx, consumer, fence)
-	})
+// orphans returns the cascade's comment.ChunkDeleter: one transaction under
+// the consumer's fence deleting up to limit comments of a post that does
+// not exist.
+func (db *DB) orphans(consumer string, fence int64) comment.ChunkDeleter {
+	return func(ctx context.Context, postID string, limit int) (int, bool, error) {
+		n := 0
+		err := db.write(ctx, func(tx *sql.Tx) error {
+			if err := checkFence(ctx, tx, consumer, fence); err != nil {
+				return err
+			}
+			var err error
+			n, err = deleteCommentsChunk(ctx, tx, postID, limit, true)
+			return err
+		})
+		return n, n == limit, err
+	}
 }
 
 // Rebuild deletes every comment whose post no longer exists (the deletes
@@ -83,9 +104,8 @@ func (db *DB) deleteOrphans(ctx context.Context, consumer string, fence int64, p
 // post ids in order in resumable chunks, then saves at as the checkpoint.
 func (s *cascadeStore) Rebuild(ctx context.Context, consumer string, at changes.Token, fence int64) error {
 	return s.db.rebuild(ctx, consumer, at, fence, rebuildPlan{
-		what:   "comments of deleted posts",
-		chunk:  s.db.sweepOrphansChunk,
-		replay: s.db.replayPostDeletes,
+		what:  "comments of deleted posts",
+		chunk: s.db.sweepOrphansChunk,
 	})
 }
 
@@ -119,29 +139,4 @@ func (db *DB) sweepOrphansChunk(ctx context.Context, tx *sql.Tx, after string) (
 		after = postID
 	}
 	return after, false, nil
-}
-
-// replayPostDeletes deletes again the comments of the posts whose deletes
-// are logged in (from, to].
-func (db *DB) replayPostDeletes(ctx context.Context, consumer string, fence int64, from, to int64) error {
-	f := &feed[post.Post]{db: db, collection: collPosts, decode: decodePost}
-	for pos := from; pos < to; {
-		evs, next, err := f.readRange(ctx, pos, to)
-		if err != nil {
-			return err
-		}
-		if next <= pos {
-			return fmt.Errorf("change log ends at %d, before %d", next, to)
-		}
-		for _, e := range evs {
-			if e.Op != changes.Delete {
-				continue
-			}
-			if _, err := db.deleteOrphans(ctx, consumer, fence, e.Key); err != nil {
-				return err
-			}
-		}
-		pos = next
-	}
-	return nil
 }

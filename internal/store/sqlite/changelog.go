@@ -37,6 +37,7 @@ func appendChange(ctx context.Context, tx *sql.Tx, collection string, op changes
 	if err != nil {
 		return fmt.Errorf("append %s change: %w", collection, err)
 	}
+	noteAppend(tx, collection)
 	return nil
 }
 

@@ -176,50 +176,22 @@ func (s *commentStore) Delete(ctx context.Context, id string) (comment.Comment, 
 }
 
 // DeleteByPost removes a post's comments in transactions of at most
-// deletesPerTx comments each; see DB.deleteByPost, which the cascade
+// deletesPerTx comments each, by comment.DeleteChunked, which the cascade
 // shares. If it fails midway, calling it again finishes the job.
 func (s *commentStore) DeleteByPost(ctx context.Context, postID string) (int, error) {
-	n, err := s.db.deleteByPost(ctx, postID, false, nil)
+	n, err := comment.DeleteChunked(ctx, postID, s.db.deletesPerTx, 0, func(ctx context.Context, postID string, limit int) (int, bool, error) {
+		n := 0
+		err := s.db.write(ctx, func(tx *sql.Tx) error {
+			var err error
+			n, err = deleteCommentsChunk(ctx, tx, postID, limit, false)
+			return err
+		})
+		return n, n == limit, err
+	})
 	if err != nil {
 		return n, fmt.Errorf("sqlite: delete comments of post: %w", err)
 	}
 	return n, nil
-}
-
-// deleteByPost deletes the comments of post postID, at most deletesPerTx
-// per transaction, each deletion logged on the comments feed in its
-// transaction (as MongoDB's deleteMany logs one event per document), and
-// returns how many it deleted. With orphansOnly it deletes only while the
-// post does not exist, checked by each chunk's statement: the cascade's
-// rule, which makes deleting right whatever event or sweep asked for it.
-// guard, when set, runs first in each transaction; the cascade checks its
-// fence there, so a consumer that lost its lease stops at the next chunk.
-//
-// Chunks are committed one by one, so a failure midway leaves some
-// comments deleted and the rest in place; calling it again finishes the
-// job, and calling it when nothing is left deletes nothing.
-func (db *DB) deleteByPost(ctx context.Context, postID string, orphansOnly bool, guard func(tx *sql.Tx) error) (int, error) {
-	total := 0
-	for {
-		n := 0
-		err := db.write(ctx, func(tx *sql.Tx) error {
-			if guard != nil {
-				if err := guard(tx); err != nil {
-					return err
-				}
-			}
-			var err error
-			n, err = deleteCommentsChunk(ctx, tx, postID, db.deletesPerTx, orphansOnly)
-			return err
-		})
-		if err != nil {
-			return total, fmt.Errorf("delete comments of post %s after %d: %w", postID, total, err)
-		}
-		total += n
-		if n < db.deletesPerTx {
-			return total, nil
-		}
-	}
 }
 
 // deleteCommentsChunk deletes up to limit comments of post postID in tx (if

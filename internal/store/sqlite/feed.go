@@ -73,39 +73,64 @@ const qReadLog = `SELECT seq, op, doc_id, doc, at FROM changelog
 // stream reads one collection's entries after pos. It is used by one
 // goroutine at a time, like every changes.Stream.
 type stream[T any] struct {
-	feed   *feed[T]
-	pos    int64 // the seq after which the next batch starts
-	closed chan struct{}
-	once   sync.Once
+	feed *feed[T]
+	pos  int64 // the seq after which the next batch starts
+	// started is set after the first read; seen is the DB's commit count
+	// taken before the last read, so an unchanged count means nothing
+	// was committed since; full is set when the last read stopped at the
+	// batch cap, so more entries wait regardless.
+	started, full bool
+	seen          uint64
+	closed        chan struct{}
+	once          sync.Once
 }
 
 // Next returns the next entries after the stream's position, waiting for
-// some if there are none: it wakes at once on a commit made through this DB,
-// and every PollInterval to look for other processes' commits. After
-// QuietInterval without any, it returns an empty batch at its position,
-// which by then has moved to the log's head if other collections changed.
+// some if there are none. It wakes at once on a commit made through this DB
+// that appended to its collection's log, and on any commit of another
+// process that the DB's watcher sees (wake.go); nothing else wakes it, and
+// it reads nothing when nothing at all was committed since its last read.
+// After QuietInterval without events it returns a batch at its position,
+// which it first moves to the log's head if other collections changed.
 func (s *stream[T]) Next(ctx context.Context) (changes.Batch[T], error) {
 	db := s.feed.db
+	sig := db.wakes.signal(s.feed.collection)
 	quiet := time.NewTimer(db.quiet)
 	defer quiet.Stop()
-	var poll *time.Ticker
+	var waiting func()
+	defer func() {
+		if waiting != nil {
+			waiting()
+		}
+	}()
 	for {
-		wake := db.changed.wait() // before reading, so no commit slips by
-		b, err := s.read(ctx)
-		if err != nil {
-			return changes.Batch[T]{}, err
+		gen := db.wakes.commits.Load()
+		wake := sig.wait() // before reading, so no commit slips by
+		if !s.started || s.full || gen != s.seen {
+			b, err := s.read(ctx)
+			if err != nil {
+				return changes.Batch[T]{}, err
+			}
+			s.started, s.seen, s.full = true, gen, len(b.Events) >= db.batch
+			if len(b.Events) > 0 {
+				return b, nil
+			}
 		}
-		if len(b.Events) > 0 {
-			return b, nil
-		}
-		if poll == nil {
-			poll = time.NewTicker(db.poll)
-			defer poll.Stop()
+		if waiting == nil {
+			waiting = db.wakes.wait()
 		}
 		select {
 		case <-wake:
-		case <-poll.C:
 		case <-quiet.C:
+			if gen := db.wakes.commits.Load(); gen != s.seen {
+				// Other collections moved the head: follow it, so the
+				// consumer's checkpoint does not fall behind pruning.
+				b, err := s.read(ctx)
+				if err == nil {
+					s.seen, s.full = gen, len(b.Events) >= db.batch
+				}
+				return b, err
+			}
 			return changes.Batch[T]{Token: encodeToken(s.pos)}, nil
 		case <-ctx.Done():
 			return changes.Batch[T]{}, ctx.Err()

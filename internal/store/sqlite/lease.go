@@ -24,8 +24,10 @@ type leaser struct{ db *DB }
 // qAcquire takes the lease when it is free (no row), expired, or already
 // the holder's, in one statement, and returns its fence; it returns no row
 // while another holder's lease is unexpired. The fence grows by one when the
-// holder changes and stays the same when the holder renews (or takes back a
-// lease it had released or let expire, which nobody else took meanwhile).
+// holder changes, which includes a holder taking back a lease it released
+// (Release clears the holder: a release ends the term), and stays the same
+// when the holder renews or takes back a lease it let expire, which nobody
+// took meanwhile.
 // In an UPDATE every expression reads the row as it was, so fence compares
 // the old holder with the new.
 const qAcquire = `INSERT INTO leases (name, holder, fence, expires_at) VALUES (?1, ?2, 1, ?3)
@@ -39,11 +41,8 @@ const qAcquire = `INSERT INTO leases (name, holder, fence, expires_at) VALUES (?
 // Acquire takes or renews the named lease for holder until ttl from now.
 // held is false, and fence 0, while another holder's lease is unexpired.
 func (l *leaser) Acquire(ctx context.Context, name, holder string, ttl time.Duration) (int64, bool, error) {
-	if holder == "" {
-		return 0, false, fmt.Errorf("sqlite: acquire lease %q: empty holder", name)
-	}
-	if ttl <= 0 {
-		return 0, false, fmt.Errorf("sqlite: acquire lease %q: ttl %v is not positive", name, ttl)
+	if err := changes.CheckLease(name, holder, ttl); err != nil {
+		return 0, false, fmt.Errorf("sqlite: acquire: %w", err)
 	}
 	var (
 		fence int64
@@ -65,12 +64,13 @@ func (l *leaser) Acquire(ctx context.Context, name, holder string, ttl time.Dura
 	return fence, held, nil
 }
 
-// Release ends holder's lease at once (its fence stays, so a successor's is
-// greater); it does nothing if another holder has the lease.
+// Release ends holder's lease and its term at once: the holder is cleared,
+// so whoever acquires next, this holder included, gets a greater fence. It
+// does nothing if another holder has the lease.
 func (l *leaser) Release(ctx context.Context, name, holder string) error {
 	err := l.db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
-			`UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ?`, name, holder)
+			`UPDATE leases SET holder = '', expires_at = 0 WHERE name = ? AND holder = ?`, name, holder)
 		return err
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"blog/internal/changes"
 	"blog/internal/comment"
+	"blog/internal/post"
 )
 
 // Checkpoint returns the consumer's saved position, or nil before its first
@@ -45,46 +46,21 @@ func saveCheckpoint(ctx context.Context, tx *sql.Tx, consumer string, tok change
 	return nil
 }
 
-// checkBatch refuses, before anything is written, a batch that neither
-// sink may apply: one with no token (saving no position would restart the
-// consumer at "now" and lose everything in between), or one with an
-// undecodable event (see undecodable).
-func checkBatch[T any](b changes.Batch[T]) error {
-	if len(b.Token) == 0 {
-		return errors.New("batch has no token")
-	}
-	return undecodable(b.Events)
-}
-
-// undecodable returns an error naming the first event that carries no
-// usable document because it could not be decoded. A batch holding one is
-// refused whole: applying the rest and checkpointing past it would lose it
-// silently. The consumer never sends one (it isolates and parks such events
-// with DeadLetter); this is defence in depth.
-func undecodable[T any](evs []changes.Event[T]) error {
-	for _, e := range evs {
-		if e.Err != nil {
-			return fmt.Errorf("%s %s cannot be decoded: %w", e.Op, e.Key, e.Err)
-		}
-	}
-	return nil
-}
-
 // Apply folds a batch of comment events into the posts' read model and saves
 // the consumer's checkpoint, all in one transaction: a crash leaves either
 // the whole batch applied and checkpointed or none of it.
 //
 // The transaction first checks the fence (see checkFence), so a replica that
-// lost its lease writes nothing. A batch with no token, or with an
-// undecodable event (Err set), is refused whole (see checkBatch).
+// lost its lease writes nothing. A batch changes.Batch.Validate refuses is
+// refused whole, before anything is written.
 //
-// Each event is idempotent on its own: a copy is inserted only if absent
-// (and only then counted), updated only if different, and deleted (and
-// uncounted) only if present. So replaying a batch, or any suffix of the log
-// from a checkpoint, gives the same read model. Each post the batch changed
-// is logged once, as it is after the batch, on the posts feed.
+// The rules are post.ApplyComments'; this store gives them the read model
+// as the post_comments table of copies and the posts' comment_count, and
+// computes the embedded window from the copies when a post is read. Each
+// post the batch changed is logged once, as it is after the batch, on the
+// posts feed.
 func (s *postStore) Apply(ctx context.Context, consumer string, b changes.Batch[comment.Comment]) error {
-	if err := checkBatch(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("sqlite: apply %d comment events for %q: %w", len(b.Events), consumer, err)
 	}
 	err := s.db.write(ctx, func(tx *sql.Tx) error {
@@ -102,20 +78,15 @@ func (s *postStore) Apply(ctx context.Context, consumer string, b changes.Batch[
 	return nil
 }
 
-// applyComments applies comment events in tx and logs each post they
-// changed, once, on the posts feed. It refuses events that could not be
-// decoded: with no document to apply, skipping one here would lose it.
+// applyComments applies comment events in tx by the rules of
+// post.ApplyComments and logs each post they changed, once, on the posts
+// feed.
 func (db *DB) applyComments(ctx context.Context, tx *sql.Tx, evs []changes.Event[comment.Comment]) error {
-	if err := undecodable(evs); err != nil {
+	touched, err := post.ApplyComments(ctx, readModel{tx: tx}, evs, db.embedLimit)
+	if err != nil {
 		return err
 	}
-	a := applier{ctx: ctx, tx: tx}
-	for _, e := range evs {
-		if err := a.apply(e); err != nil {
-			return fmt.Errorf("%s comment %s: %w", e.Op, e.Key, err)
-		}
-	}
-	return db.logPosts(ctx, tx, a.touched)
+	return db.logPosts(ctx, tx, touched)
 }
 
 // logPosts appends each post the batch changed to the posts feed, as an
@@ -133,7 +104,7 @@ func (db *DB) logPosts(ctx context.Context, tx *sql.Tx, ids []string) error {
 	return nil
 }
 
-// The projection's statements, named so plan_test.go can check that each
+// The read model's statements, named so plan_test.go can check that each
 // is an index seek: an event costs the same at a million comments as at ten.
 const (
 	qInsertCopy = `INSERT INTO post_comments (comment_id, post_id, text, created_at, updated_at)
@@ -142,100 +113,81 @@ const (
 	qUpdateCopy = `UPDATE post_comments SET text = ?, updated_at = ?
 		WHERE comment_id = ? AND (text IS NOT ? OR updated_at IS NOT ?)
 		RETURNING post_id`
-	qDeleteCopy = `DELETE FROM post_comments WHERE comment_id = ? RETURNING post_id`
-	qCountCopy  = `UPDATE posts SET comment_count = comment_count + ? WHERE id = ?`
+	qCopyExists = `SELECT 1 FROM post_comments WHERE comment_id = ?`
+	qDeleteCopy = `DELETE FROM post_comments WHERE comment_id = ? RETURNING post_id, created_at`
+	qPostCount  = `SELECT comment_count FROM posts WHERE id = ?`
+	qCountCopy  = `UPDATE posts SET comment_count = ? WHERE id = ?`
 )
 
-// applier applies one batch's events within its transaction and remembers
-// which posts changed, in first-change order.
-type applier struct {
-	ctx     context.Context
-	tx      *sql.Tx
-	touched []string
-	seen    map[string]bool
-}
+// readModel is post.ReadModel over one write transaction: copies in
+// post_comments, counts in posts. It keeps no window (Windowed false): a
+// post's embedded comments are its latest copies, read with the post.
+type readModel struct{ tx *sql.Tx }
 
-func (a *applier) touch(postID string) {
-	if a.seen == nil {
-		a.seen = map[string]bool{}
-	}
-	if !a.seen[postID] {
-		a.seen[postID] = true
-		a.touched = append(a.touched, postID)
-	}
-}
+var _ post.ReadModel = readModel{}
 
-func (a *applier) apply(e changes.Event[comment.Comment]) error {
-	switch e.Op {
-	case changes.Insert:
-		if !e.Found {
-			return nil // nothing to copy; its delete event follows
-		}
-		return a.insert(e.Key, e.Doc)
-	case changes.Update:
-		if !e.Found {
-			return nil // deleted since; its delete event follows
-		}
-		return a.update(e.Key, e.Doc)
-	case changes.Delete:
-		return a.delete(e.Key)
+func (r readModel) LoadPost(ctx context.Context, id string) (post.PostState, bool, error) {
+	var n int
+	err := r.tx.QueryRowContext(ctx, qPostCount, id).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return post.PostState{}, false, nil
 	}
-	return fmt.Errorf("unknown operation %q", e.Op)
-}
-
-// insert copies a comment into its post's read model, unless the copy is
-// already there or the post is gone, and counts it when it copied it.
-func (a *applier) insert(id string, c comment.Comment) error {
-	res, err := a.tx.ExecContext(a.ctx, qInsertCopy,
-		id, c.PostID, c.Text, ms(c.CreatedAt), optMS(c.UpdatedAt), c.PostID)
 	if err != nil {
-		return err
+		return post.PostState{}, false, err
+	}
+	return post.PostState{Count: n}, true, nil
+}
+
+func (r readModel) InsertCopy(ctx context.Context, c comment.Comment) (bool, error) {
+	res, err := r.tx.ExecContext(ctx, qInsertCopy,
+		c.ID, c.PostID, c.Text, ms(c.CreatedAt), optMS(c.UpdatedAt), c.PostID)
+	if err != nil {
+		return false, err
 	}
 	n, err := res.RowsAffected()
-	if err != nil || n == 0 {
-		return err
-	}
-	if _, err := a.tx.ExecContext(a.ctx, qCountCopy, 1, c.PostID); err != nil {
-		return err
-	}
-	a.touch(c.PostID)
-	return nil
+	return n > 0, err
 }
 
-// update refreshes a copy's text, or inserts the copy when it is missing
-// (its insert came before the consumer's first checkpoint), so an edit
-// always shows, embedded now or back-filled later. Inserting cannot bring
-// back a comment deleted earlier: in commit order a comment's delete comes
-// after its updates and undoes such a copy when it is applied in turn.
-func (a *applier) update(id string, c comment.Comment) error {
+func (r readModel) UpdateCopy(ctx context.Context, c comment.Comment) (found, changed bool, err error) {
 	var postID string
-	err := a.tx.QueryRowContext(a.ctx, qUpdateCopy,
-		c.Text, optMS(c.UpdatedAt), id, c.Text, optMS(c.UpdatedAt)).Scan(&postID)
+	err = r.tx.QueryRowContext(ctx, qUpdateCopy,
+		c.Text, optMS(c.UpdatedAt), c.ID, c.Text, optMS(c.UpdatedAt)).Scan(&postID)
+	if err == nil {
+		return true, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return false, false, err
+	}
+	// Unchanged (a replay) or absent.
+	var one int
+	err = r.tx.QueryRowContext(ctx, qCopyExists, c.ID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		// Unchanged (a replay) or absent: insert is a no-op for the first.
-		return a.insert(id, c)
+		return false, false, nil
 	}
-	if err != nil {
-		return err
-	}
-	a.touch(postID)
-	return nil
+	return err == nil, false, err
 }
 
-// delete removes a copy and uncounts it; the post's next older copy is
-// embedded in its place by the next read, with no work here.
-func (a *applier) delete(id string) error {
-	var postID string
-	err := a.tx.QueryRowContext(a.ctx, qDeleteCopy, id).Scan(&postID)
+func (r readModel) DeleteCopy(ctx context.Context, id string) (comment.Comment, bool, error) {
+	c := comment.Comment{ID: id}
+	var at int64
+	err := r.tx.QueryRowContext(ctx, qDeleteCopy, id).Scan(&c.PostID, &at)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil // never copied, or already deleted
+		return c, false, nil
 	}
 	if err != nil {
-		return err
+		return c, false, err
 	}
-	if _, err := a.tx.ExecContext(a.ctx, qCountCopy, -1, postID); err != nil {
-		return err
-	}
-	a.touch(postID)
-	return nil
+	c.CreatedAt = fromMS(at)
+	return c, true, nil
+}
+
+// Older is never called: this store keeps no window (the next older copy
+// shows on the next read with no work here).
+func (r readModel) Older(context.Context, string, post.Comment, int) ([]post.Comment, error) {
+	return nil, errors.New("sqlite: the read model keeps no window to back-fill")
+}
+
+func (r readModel) SavePost(ctx context.Context, id string, st post.PostState) error {
+	_, err := r.tx.ExecContext(ctx, qCountCopy, st.Count, id)
+	return err
 }

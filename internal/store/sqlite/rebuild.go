@@ -25,40 +25,34 @@ type rebuildPlan struct {
 	// key after ("" first), and returns the last key it finished and
 	// whether the whole key space is done.
 	chunk func(ctx context.Context, tx *sql.Tx, after string) (last string, done bool, err error)
-	// replay re-applies the source's logged changes in (from, to], under
-	// fence, after a rebuild that resumed the chunks of an earlier attempt.
-	replay func(ctx context.Context, consumer string, fence int64, from, to int64) error
 }
 
 // rebuild runs a resumable rebuild for consumer and then saves at as its
 // checkpoint, every transaction under the fence.
 //
-// Progress is kept in the rebuilds table: the last key done, and a target,
-// the log position every chunk done so far was computed after. A fresh
-// rebuild's target is at. The consumer continues from at afterwards, so a
-// chunk computed at any time after at converges once the changes after at are
-// applied again (the projections are idempotent under replay).
+// Progress is kept in the rebuilds table: the target (at) and the last key
+// done. The consumer continues from at afterwards, so a chunk computed at
+// any time after at converges once the changes after at are applied again
+// (the projections are idempotent under replay).
 //
 // A rebuild that crashed is resumed by the consumer's next session, which
 // asks RebuildTarget for the interrupted rebuild's at and, while the feed
 // still holds that position, rebuilds towards it again: the chunks then
-// continue where they stopped. If it is called with a newer at instead, the
-// earlier chunks were computed after their target, not after the new at, so
-// the changes in between would never reach them: after finishing the chunks,
-// the rebuild replays the log from the old target to at. If that stretch of
-// the log has been pruned meanwhile (which is why the consumer moved on to a
-// newer at), the earlier progress is discarded and the rebuild starts over.
+// continue where they stopped. Called with any other at (the feed lost the
+// old target too), the rebuild starts over, as MongoDB's does: chunks done
+// towards the old target could miss changes made between it and the new
+// at, which the stream from the new at does not deliver again.
 func (db *DB) rebuild(ctx context.Context, consumer string, at changes.Token, fence int64, plan rebuildPlan) error {
 	target, err := decodeToken(at)
 	if err != nil {
 		return fmt.Errorf("sqlite: rebuild %s for %q: %w", plan.what, consumer, err)
 	}
-	after, replayFrom, err := db.startRebuild(ctx, consumer, target, fence)
+	after, resumed, err := db.startRebuild(ctx, consumer, target, fence)
 	if err != nil {
 		return fmt.Errorf("sqlite: rebuild %s for %q: %w", plan.what, consumer, err)
 	}
-	if replayFrom >= 0 {
-		db.log.Info("resuming a rebuild", "consumer", consumer, "readModel", plan.what, "after", after, "replayFrom", replayFrom)
+	if resumed {
+		db.log.Info("resuming a rebuild", "consumer", consumer, "readModel", plan.what, "after", after)
 	}
 	begin, chunks := time.Now(), 0
 	for done := false; !done; {
@@ -81,11 +75,6 @@ func (db *DB) rebuild(ctx context.Context, consumer string, at changes.Token, fe
 			if err := db.afterChunk(); err != nil {
 				return fmt.Errorf("sqlite: rebuild %s for %q: %w", plan.what, consumer, err)
 			}
-		}
-	}
-	if replayFrom >= 0 && replayFrom < target {
-		if err := plan.replay(ctx, consumer, fence, replayFrom, target); err != nil {
-			return fmt.Errorf("sqlite: rebuild %s for %q: replay %d..%d: %w", plan.what, consumer, replayFrom, target, err)
 		}
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
@@ -117,60 +106,35 @@ func (db *DB) rebuildTarget(ctx context.Context, consumer string) (changes.Token
 	return changes.Token(target), nil
 }
 
-// startRebuild records a new rebuild or picks up an unfinished one. It
-// returns the key to continue after, and the log position to replay from
-// once the chunks are done (-1: no replay).
-func (db *DB) startRebuild(ctx context.Context, consumer string, target, fence int64) (after string, replayFrom int64, err error) {
-	replayFrom = -1
+// startRebuild records a new rebuild or picks up an unfinished one towards
+// the same target. It returns the key to continue after and whether it
+// resumed.
+func (db *DB) startRebuild(ctx context.Context, consumer string, target, fence int64) (after string, resumed bool, err error) {
+	tok := string(encodeToken(target))
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		if err := checkFence(ctx, tx, consumer, fence); err != nil {
 			return err
 		}
 		var old string
 		err := tx.QueryRowContext(ctx, `SELECT target, after FROM rebuilds WHERE consumer = ?`, consumer).Scan(&old, &after)
-		if errors.Is(err, sql.ErrNoRows) {
-			after = ""
-			_, err = tx.ExecContext(ctx, `INSERT INTO rebuilds (consumer, target, after, started_at) VALUES (?, ?, ?, ?)`,
-				consumer, string(encodeToken(target)), "", ms(time.Now()))
-			return err
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("read progress: %w", err)
 		}
-		prev, err := decodeToken(changes.Token(old))
-		if err == nil && prev < target {
-			pruned, perr := prunedThrough(ctx, tx)
-			if perr != nil {
-				return perr
-			}
-			head, herr := logHead(ctx, tx)
-			if herr != nil {
-				return herr
-			}
-			err = checkRetained(prev, pruned, head)
-		}
-		if err != nil {
-			// The changes since the earlier attempt's target are gone, or
-			// its progress is unreadable: start over.
-			db.log.Warn("discarding an unfinished rebuild", "consumer", consumer, "reason", err)
-			after = ""
-			_, err = tx.ExecContext(ctx, `UPDATE rebuilds SET target = ?, after = '', started_at = ? WHERE consumer = ?`,
-				string(encodeToken(target)), ms(time.Now()), consumer)
-			return err
-		}
-		if prev < target {
-			replayFrom = prev
+		if err == nil && old == tok {
+			resumed = true
 			return nil
 		}
-		// An earlier attempt started at or after target: its chunks need
-		// nothing the consumer will not replay from target anyway. Chunks
-		// done from now on are computed after target, which becomes the
-		// earliest start of any.
-		_, err = tx.ExecContext(ctx, `UPDATE rebuilds SET target = ? WHERE consumer = ?`,
-			string(encodeToken(target)), consumer)
+		if err == nil {
+			db.log.Warn("discarding an unfinished rebuild towards another position", "consumer", consumer, "was", old, "now", tok)
+		}
+		after = ""
+		_, err = tx.ExecContext(ctx, `
+			INSERT INTO rebuilds (consumer, target, after, started_at) VALUES (?, ?, '', ?)
+			ON CONFLICT (consumer) DO UPDATE SET target = excluded.target, after = '', started_at = excluded.started_at`,
+			consumer, tok, ms(time.Now()))
 		return err
 	})
-	return after, replayFrom, err
+	return after, resumed, err
 }
 
 // ---- the posts read model ----
@@ -182,9 +146,8 @@ func (db *DB) startRebuild(ctx context.Context, consumer string, target, fence i
 // logged on the posts feed like any change the projection makes.
 func (s *postStore) Rebuild(ctx context.Context, consumer string, at changes.Token, fence int64) error {
 	return s.db.rebuild(ctx, consumer, at, fence, rebuildPlan{
-		what:   "posts",
-		chunk:  s.db.rebuildPostsChunk,
-		replay: s.db.replayComments,
+		what:  "posts",
+		chunk: s.db.rebuildPostsChunk,
 	})
 }
 
@@ -330,40 +293,4 @@ func syncPosts(ctx context.Context, tx *sql.Tx, lo, hi string) ([]string, error)
 		}
 	}
 	return touched, nil
-}
-
-// replayComments applies the comment changes logged in (from, to] to the
-// posts read model again, a batch per transaction. An entry that does not
-// decode is skipped (it was, or will be, the live consumer's dead letter;
-// the comments table the rebuild reads is what counts).
-func (db *DB) replayComments(ctx context.Context, consumer string, fence int64, from, to int64) error {
-	f := &feed[comment.Comment]{db: db, collection: collComments, decode: decodeComment}
-	for pos := from; pos < to; {
-		evs, next, err := f.readRange(ctx, pos, to)
-		if err != nil {
-			return err
-		}
-		if next <= pos {
-			return fmt.Errorf("change log ends at %d, before %d", next, to)
-		}
-		good := evs[:0]
-		for _, e := range evs {
-			if e.Err != nil {
-				db.log.Warn("rebuild replay skips an undecodable change", "consumer", consumer, "key", e.Key, "err", e.Err)
-				continue
-			}
-			good = append(good, e)
-		}
-		err = db.write(ctx, func(tx *sql.Tx) error {
-			if err := checkFence(ctx, tx, consumer, fence); err != nil {
-				return err
-			}
-			return db.applyComments(ctx, tx, good)
-		})
-		if err != nil {
-			return err
-		}
-		pos = next
-	}
-	return nil
 }

@@ -101,18 +101,23 @@ type DB struct {
 	// chunk; an error from it stops the rebuild there, as a crash would.
 	afterChunk func() error
 
-	changed *signal       // broadcast after each commit that appended to the log
-	done    chan struct{} // closed by Close, so waiting streams return
-	once    sync.Once
+	wakes    *wakeup   // the streams' signals and the watcher's state (wake.go)
+	presence *presence // tells whether another DB has the file open
+	watcher  sync.WaitGroup
+	done     chan struct{} // closed by Close, so waiting streams return
+	once     sync.Once
 }
 
 // Open opens (creating if needed) the store in dir and brings its schema up
 // to date. Another process may hold the same dir open.
 func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("sqlite: create data dir: %w", err)
+		return nil, fmt.Errorf("sqlite: create data directory %s: %s", dir, reason(err))
 	}
 	path := filepath.Join(dir, FileName)
+	if err := checkWritable(dir, path); err != nil {
+		return nil, err
+	}
 	db := &DB{
 		path:       path,
 		embedLimit: opt.EmbedLimit,
@@ -123,7 +128,7 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 
 		rebuildPosts: rebuildChunk,
 		deletesPerTx: deleteChunk,
-		changed:      newSignal(),
+		wakes:        newWakeup(),
 		done:         make(chan struct{}),
 	}
 	if db.embedLimit <= 0 {
@@ -152,6 +157,12 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	if err := probeWrite(ctx, db); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	db.presence = openPresence(path)
+	db.watcher.Go(db.watch)
 	db.log.Info("embedded store open", "path", path, "embedLimit", db.embedLimit, "pollInterval", db.poll)
 	return db, nil
 }
@@ -227,6 +238,10 @@ func (db *DB) Close() error {
 	var err error
 	db.once.Do(func() {
 		close(db.done)
+		db.watcher.Wait()
+		if db.presence != nil {
+			db.presence.close()
+		}
 		if db.r != nil {
 			err = db.r.Close()
 		}
@@ -276,13 +291,16 @@ func (db *DB) lookupPost(ctx context.Context, q querier, id string) (post.Post, 
 }
 
 // write runs fn in one write transaction (BEGIN IMMEDIATE) and, when it
-// commits, wakes this process's streams. The wake-up is unconditional: a
-// spurious one costs a stream one indexed query.
+// commits, wakes this process's streams of the collections it appended to
+// the change log (none for a checkpoint-only commit).
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	var l logged
+	txLogged.Store(tx, &l)
+	defer txLogged.Delete(tx)
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
@@ -290,7 +308,7 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	db.changed.broadcast()
+	db.wakes.wake(l.posts, l.comments)
 	return nil
 }
 

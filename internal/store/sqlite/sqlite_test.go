@@ -51,6 +51,19 @@ func stores(db *DB) storetest.Stores {
 		InjectMalformedComment:       injector(db.InjectMalformedComment),
 		InjectMalformedCommentOnPost: injector(db.InjectMalformedCommentOnPost),
 		DeadLetters:                  deadLetters(db),
+		SetCommentCount:              commentCounter(db),
+		SetDeleteChunk:               func(n int) { db.deletesPerTx = n },
+	}
+}
+
+// commentCounter writes a post's comment_count straight into the table, as
+// drift would.
+func commentCounter(db *DB) func(t *testing.T, postID string, n int) {
+	return func(t *testing.T, postID string, n int) {
+		t.Helper()
+		if _, err := db.w.ExecContext(t.Context(), `UPDATE posts SET comment_count = ? WHERE id = ?`, n, postID); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -105,6 +118,8 @@ func TestContractTwoProcesses(t *testing.T) {
 			InjectMalformedComment:       injector(b.InjectMalformedComment),
 			InjectMalformedCommentOnPost: injector(b.InjectMalformedCommentOnPost),
 			DeadLetters:                  deadLetters(a),
+			SetCommentCount:              commentCounter(a),
+			SetDeleteChunk:               func(n int) { b.deletesPerTx = n },
 		}
 	})
 }

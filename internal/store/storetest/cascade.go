@@ -3,6 +3,7 @@ package storetest
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"blog/internal/changes"
 	"blog/internal/comment"
@@ -18,6 +19,7 @@ const cascadeConsumer = "storetest-cascade"
 // history by deleting the comments of posts that no longer exist; it parks
 // what it cannot apply; and it refuses a stale fence.
 func RunCascade(t *testing.T, open func(t *testing.T) Stores) {
+	t.Run("cascade-big-post-through-consumer", func(t *testing.T) { testCascadeBigPostThroughConsumer(t, open) })
 	t.Run("cascade-deletes-comments-of-deleted-post", func(t *testing.T) {
 		s := open(t)
 		sink := needCascade(t, s)
@@ -226,4 +228,51 @@ func checkSinkCheckpoint[T any](t *testing.T, sink changes.Sink[T], name string,
 	if string(got) != string(want) {
 		t.Errorf("checkpoint of %s %q, want %q", name, got, want)
 	}
+}
+
+// testCascadeBigPostThroughConsumer (issue 10, defect 2): a post whose
+// comments span many chunks is deleted whole by the cascade's consumer even
+// though its ApplyTimeout is shorter than the whole cascade: each chunk is
+// bounded on its own, outside the bounded Apply, and the delete event is
+// checkpointed only once every comment is gone; nothing is parked.
+func testCascadeBigPostThroughConsumer(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	sink := needCascade(t, s)
+	if s.SetDeleteChunk == nil {
+		t.Skip("the adapter provides no Stores.SetDeleteChunk")
+	}
+	const chunk, n = 3, 900 // three hundred chunks
+	s.SetDeleteChunk(chunk)
+	p := createPost(t, s, "big", base())
+	kept := createPost(t, s, "kept", base())
+	doomed := createComments(t, s, p.ID, n)
+	keep := createComment(t, s, kept.ID, "kept", base())
+	c := &changes.Consumer[post.Post]{
+		Name: cascadeConsumer, Feed: s.PostFeed, Sink: sink,
+		// One attempt: a cascade run inside the bounded Apply would time
+		// out, fail again alone, and be parked half done.
+		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Attempts: 1,
+		ApplyTimeout: 15 * time.Millisecond, // well under the whole cascade, well over one chunk
+	}
+	runConsumer(t, c)
+	waitCheckpoint(t, sink, cascadeConsumer)
+	before, err := sink.Checkpoint(ctxFor(t), cascadeConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	if err := s.Posts.Delete(ctxFor(t), p.ID); err != nil {
+		t.Fatalf("delete post: %v", err)
+	}
+	waitFor(t, "the cascade to delete every comment and checkpoint the delete", func() bool {
+		tok, err := sink.Checkpoint(ctxFor(t), cascadeConsumer)
+		return err == nil && string(tok) != string(before) && len(allComments(t, s, p.ID)) == 0
+	})
+	t.Logf("cascade of %d comments in chunks of %d took %v under an ApplyTimeout of %v", n, chunk, time.Since(begin), c.ApplyTimeout)
+	checkCommentsGone(t, s, p.ID, doomed)
+	checkComments(t, s, kept.ID, keep)
+	if st := c.Stats(); st.DeadLetters != 0 {
+		t.Errorf("%d dead letters, want none: a cascade must never be parked half done", st.DeadLetters)
+	}
+	checkParked(t, s, cascadeConsumer)
 }

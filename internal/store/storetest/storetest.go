@@ -81,6 +81,13 @@ type Stores struct {
 	InjectMalformedCommentOnPost func(t *testing.T, postID string) string
 	// DeadLetters lists what a consumer has parked, oldest first.
 	DeadLetters func(ctx context.Context, consumer string) ([]Parked, error)
+	// SetCommentCount writes a post's commentCount straight into the
+	// database, as drift would, for the count rules.
+	SetCommentCount func(t *testing.T, postID string, n int)
+	// SetDeleteChunk sets how many comments one transaction of the cascade
+	// and of DeleteByPost deletes, so the suite can make a post span many
+	// chunks with few comments.
+	SetDeleteChunk func(n int)
 }
 
 // Parked is a dead letter as the suite inspects it.
@@ -113,6 +120,7 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("leases", func(t *testing.T) { RunLeases(t, open) })
 	t.Run("sync", func(t *testing.T) { RunSync(t, open) })
 	t.Run("cascade", func(t *testing.T) { RunCascade(t, open) })
+	t.Run("rules", func(t *testing.T) { RunRules(t, open) })
 }
 
 // ---- fixtures ----
