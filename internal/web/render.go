@@ -26,13 +26,13 @@ var pageNames = []string{"home", "post", "editor", "login", "error"}
 
 func (s *Server) parseTemplates() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"asset":   s.asset,
-		"date":    formatDate,
-		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
-		"ms":      func(t time.Time) int64 { return t.UnixMilli() },
-		"paras":   paragraphs,
-		"excerpt": func(s string) string { return excerpt(s, 220) },
-		"plural":  plural,
+		"asset":    s.asset,
+		"date":     formatDate,
+		"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
+		"ms":       func(t time.Time) int64 { return t.UnixMilli() },
+		"markdown": markdown,
+		"excerpt":  func(s string) string { return excerpt(plainText(s), 220) },
+		"plural":   plural,
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
 	if err != nil {
@@ -113,19 +113,6 @@ func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 func formatDate(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") }
-
-// paragraphs splits text at blank lines; single newlines stay inside a
-// paragraph (the stylesheet keeps them as line breaks).
-func paragraphs(s string) []string {
-	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
-	var out []string
-	for p := range strings.SplitSeq(s, "\n\n") {
-		if p = strings.Trim(p, "\n"); strings.TrimSpace(p) != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 // excerpt returns the start of s, at most n characters, cut at a word.
 func excerpt(s string, n int) string {
