@@ -222,10 +222,28 @@ func (c *client) get(path string) page {
 	return c.do("GET", path, nil, nil)
 }
 
-// post sends a form as a same-origin browser would.
+// post sends a form as a same-origin browser would. A comment form (one
+// with text) without a token gets a fresh one from its page first, as a
+// browser's form has one.
 func (c *client) post(path string, form url.Values) page {
 	c.t.Helper()
+	if form.Has("text") && !form.Has("token") {
+		form.Set("token", c.formToken(path))
+	}
 	return c.do("POST", path, form, http.Header{"Sec-Fetch-Site": {"same-origin"}, "Origin": {c.base}})
+}
+
+var tokenInput = regexp.MustCompile(`name="token" value="([0-9a-f]{32})"`)
+
+// formToken reads a comment form's one-time token from the page at path
+// ("" when the page has none).
+func (c *client) formToken(path string) string {
+	c.t.Helper()
+	m := tokenInput.FindStringSubmatch(c.get(path).body)
+	if m == nil {
+		return ""
+	}
+	return m[1]
 }
 
 func (c *client) do(method, path string, form url.Values, h http.Header) page {
@@ -772,8 +790,10 @@ func TestRelay(t *testing.T) {
 	t.Run("survives-posts-restart", func(t *testing.T) {
 		// Changes made while the posts service is down come through, once,
 		// when it is back, on the same browser connection.
+		// The reader's page was open (with its form token) before.
+		token := c.formToken("/posts/" + p.ID)
 		st.restartPostsWith(t, func() {
-			if res := c.post("/posts/"+p.ID, url.Values{"text": {"while down"}}); res.status != 303 {
+			if res := c.post("/posts/"+p.ID, url.Values{"text": {"while down"}, "token": {token}}); res.status != 303 {
 				t.Fatalf("comment while posts is down: %d", res.status)
 			}
 		})
