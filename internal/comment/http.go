@@ -13,8 +13,10 @@ import (
 	"blog/internal/page"
 )
 
-// MaxTextBytes limits a comment's text, documented in the README and the API.
-const MaxTextBytes = 10 << 10
+// MaxTextChars limits a comment's text, in characters (Unicode code
+// points), the unit of every limit in the API, its OpenAPI document, the
+// web form and the README.
+const MaxTextChars = 10_000
 
 // OpenAPI is the service's OpenAPI 3.1 document, served at /openapi.json
 // and held against the registered routes by a test.
@@ -74,7 +76,7 @@ func (n NewComment) Validate() error {
 	if !api.ValidID(n.PostID) {
 		problems["#/postId"] = "must be a 24-character hexadecimal ObjectID"
 	}
-	api.CheckText(problems, "#/text", n.Text, 0, MaxTextBytes)
+	api.CheckText(problems, "#/text", n.Text, MaxTextChars, 0)
 	return api.Invalid(problems)
 }
 
@@ -89,7 +91,7 @@ func (p PatchComment) Validate() error {
 	if p.Text == nil {
 		problems["#/text"] = "is required and must not be blank"
 	} else {
-		api.CheckText(problems, "#/text", *p.Text, 0, MaxTextBytes)
+		api.CheckText(problems, "#/text", *p.Text, MaxTextChars, 0)
 	}
 	return api.Invalid(problems)
 }

@@ -144,7 +144,7 @@ func TestCreate(t *testing.T) {
 		{name: "create-404-unknown-post", body: `{"postId":"672a2b5ab2c87aa17bd7b49b","text":"hello"}`, status: 404},
 		{name: "create-400-missing-text", body: `{"postId":"` + postID + `"}`, status: 400, pointer: "#/text"},
 		{name: "create-400-blank-text", body: `{"postId":"` + postID + `","text":"\n "}`, status: 400, pointer: "#/text"},
-		{name: "create-400-text-too-long", body: `{"postId":"` + postID + `","text":"` + strings.Repeat("x", comment.MaxTextBytes+1) + `"}`, status: 400, pointer: "#/text"},
+		{name: "create-400-text-too-long", body: `{"postId":"` + postID + `","text":"` + strings.Repeat("字", comment.MaxTextChars+1) + `"}`, status: 400, pointer: "#/text"},
 		{name: "create-400-missing-postId", body: `{"text":"hi"}`, status: 400, pointer: "#/postId"},
 		{name: "create-400-bad-postId", body: `{"postId":"123","text":"hi"}`, status: 400, pointer: "#/postId"},
 		{name: "create-400-uppercase-postId", body: `{"postId":"` + strings.ToUpper(postID) + `","text":"hi"}`, status: 400, pointer: "#/postId"},

@@ -13,10 +13,12 @@ import (
 	"blog/internal/page"
 )
 
-// Limits on a post's fields, documented in the README and the API.
+// Limits on a post's fields, in characters (Unicode code points), the one
+// unit of every limit: the API, its OpenAPI document (JSON Schema's
+// maxLength counts code points too), the web forms and the README.
 const (
 	MaxTitleChars   = 300
-	MaxContentBytes = 100 << 10
+	MaxContentChars = 100_000
 )
 
 // OpenAPI is the service's OpenAPI 3.1 document, served at /openapi.json
@@ -68,7 +70,7 @@ type NewPost struct {
 func (n NewPost) Validate() error {
 	problems := map[string]string{}
 	api.CheckTitle(problems, "#/title", n.Title, MaxTitleChars)
-	api.CheckText(problems, "#/content", n.Content, 0, MaxContentBytes)
+	api.CheckText(problems, "#/content", n.Content, MaxContentChars, 0)
 	return api.Invalid(problems)
 }
 
@@ -88,7 +90,7 @@ func (p PatchPost) Validate() error {
 		api.CheckTitle(problems, "#/title", *p.Title, MaxTitleChars)
 	}
 	if p.Content != nil {
-		api.CheckText(problems, "#/content", *p.Content, 0, MaxContentBytes)
+		api.CheckText(problems, "#/content", *p.Content, MaxContentChars, 0)
 	}
 	return api.Invalid(problems)
 }

@@ -58,6 +58,7 @@ type postPage struct {
 	Start, End *page.Cursor
 	Form       commentForm
 	Template   commentView // an empty comment for the script's <template>
+	MaxChars   int         // a comment's limit, in characters
 }
 
 // commentView is a comment as its template needs it.
@@ -127,7 +128,7 @@ func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id
 	form.Token = s.forms.issue()
 	pg := postPage{
 		Post: p, Count: p.CommentCount, After: after, Next: next, Form: form,
-		Template: commentView{PostID: id, Author: author},
+		Template: commentView{PostID: id, Author: author}, MaxChars: comment.MaxTextChars,
 	}
 	for _, c := range comments {
 		pg.Comments = append(pg.Comments, commentView{
@@ -341,16 +342,19 @@ func fieldErrors(err error, labels map[string]string) map[string]string {
 
 // Authors' pages.
 
-// author reports whether the request comes from a signed-in author.
-func (s *Server) author(r *http.Request) bool { return s.sessions.valid(r, time.Now()) }
+// author reports whether the request may write: it comes from a signed-in
+// author, or no token is configured, in which case the APIs take writes
+// from anyone who reaches them and so does the browser (the config allows
+// that only on a loopback address, or with BLOG_INSECURE).
+func (s *Server) author(r *http.Request) bool {
+	return !s.sessions.enabled || s.sessions.valid(r, time.Now())
+}
 
 // authorOnly guards an author's page: it does not exist without a token,
 // and asks a visitor to sign in.
 func (s *Server) authorOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case !s.sessions.enabled:
-			s.fail(w, r, http.StatusNotFound, "There is nothing at this address.")
 		case s.author(r):
 			w.Header().Set("Cache-Control", "no-store")
 			h(w, r)
@@ -422,6 +426,10 @@ type editorPage struct {
 	Title, Content string
 	Errors         map[string]string // by field: "title", "content", "" for the form
 }
+
+// MaxTitle and MaxContent are the post's limits, in characters.
+func (editorPage) MaxTitle() int   { return post.MaxTitleChars }
+func (editorPage) MaxContent() int { return post.MaxContentChars }
 
 func (s *Server) newPost(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "editor", "New post", editorPage{})

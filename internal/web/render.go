@@ -15,8 +15,11 @@ import (
 // what the layout needs.
 type view struct {
 	Title     string // the document title, before the site name
-	Authoring bool   // author features are on (a token is configured)
-	Author    bool   // the visitor is signed in as an author
+	SignIn bool // authors sign in (a token is configured)
+	// Author: the visitor may write posts and moderate: signed in, or
+	// anyone when no token is configured (the APIs are open then too, and
+	// only reachable from this machine unless BLOG_INSECURE is set).
+	Author bool
 	Path      string // the current path, to come back to after signing in
 	Page      any
 }
@@ -66,7 +69,7 @@ func (s *Server) asset(name string) (string, error) {
 // failure becomes a clean error page rather than half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
 	v := view{
-		Title: title, Authoring: s.sessions.enabled, Author: s.author(r),
+		Title: title, SignIn: s.sessions.enabled, Author: s.author(r),
 		Path: r.URL.RequestURI(), Page: data,
 	}
 	var buf bytes.Buffer

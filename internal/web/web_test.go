@@ -370,7 +370,9 @@ func TestAddComment(t *testing.T) {
 		{name: "ok-303", text: "Nice post!", status: 303},
 		{name: "multiline-303", text: "line one\nline two", status: 303},
 		{name: "blank-422", text: "   ", status: 422, message: "Your comment is required and must not be blank."},
-		{name: "too-long-422", text: strings.Repeat("x", comment.MaxTextBytes+1), status: 422, message: "Your comment must be at most 10240 bytes."},
+		{name: "too-long-422", text: strings.Repeat("x", comment.MaxTextChars+1), status: 422, message: "Your comment must be at most 10000 characters."},
+		{name: "cjk-at-limit-303", text: strings.Repeat("字", comment.MaxTextChars), status: 303},
+		{name: "emoji-at-limit-303", text: strings.Repeat("😀", comment.MaxTextChars), status: 303},
 		{name: "control-chars-422", text: "a\x00b", status: 422, message: "Your comment must not contain control characters."},
 		{name: "unknown-post-404", path: "/posts/0123456789abcdef01234567", text: "hi", status: 404},
 		{name: "cross-site-403", text: "forged", header: http.Header{"Sec-Fetch-Site": {"cross-site"}}, status: 403},
@@ -421,8 +423,8 @@ func TestAddComment(t *testing.T) {
 	// Nothing forged or invalid was stored.
 	var cs []comment.Comment
 	getJSON(t, st.comments.URL+"/comments/"+p.ID, &cs)
-	if len(cs) != 2 {
-		t.Errorf("%d comments stored, want the 2 valid ones", len(cs))
+	if len(cs) != 4 {
+		t.Errorf("%d comments stored, want the 4 valid ones", len(cs))
 	}
 }
 
@@ -628,16 +630,38 @@ func TestAuthors(t *testing.T) {
 	}
 }
 
-func TestNoAuthorPagesWithoutToken(t *testing.T) {
+// TestWritingWithoutToken: with no token configured (the APIs are open,
+// on loopback), the browser writes posts directly: no sign-in, and the
+// editor, edit and delete work for anyone who reaches the site.
+func TestWritingWithoutToken(t *testing.T) {
 	st := newStack(t, stackOptions{})
 	c := st.client(t)
-	for _, path := range []string{"/login", "/posts/new"} {
-		if res := c.get(path); res.status != 404 {
-			t.Errorf("%s: %d, want 404 when no token is configured", path, res.status)
-		}
+	if res := c.get("/login"); res.status != 404 {
+		t.Errorf("/login: %d, want 404 when no token is configured", res.status)
 	}
-	if res := c.get("/"); strings.Contains(res.body, "Sign in") {
-		t.Error("home offers sign-in without a token")
+	home := c.get("/")
+	if strings.Contains(home.body, "Sign in") || !strings.Contains(home.body, `href="/posts/new"`) {
+		t.Error("home should offer writing and no sign-in without a token")
+	}
+	if res := c.get("/posts/new"); res.status != 200 || !strings.Contains(res.body, `name="title"`) {
+		t.Fatalf("/posts/new: %d", res.status)
+	}
+	res := c.post("/posts", url.Values{"title": {"Open blog"}, "content": {"Written without a token."}})
+	if res.status != 303 || !strings.HasPrefix(res.header.Get("Location"), "/posts/") {
+		t.Fatalf("create: %d %s", res.status, res.body)
+	}
+	path := res.header.Get("Location")
+	if res := c.post(path+"/edit", url.Values{"title": {"Open blog, edited"}, "content": {"Still open."}}); res.status != 303 {
+		t.Fatalf("edit: %d", res.status)
+	}
+	if page := c.get(path); !strings.Contains(page.body, "Open blog, edited") || !strings.Contains(page.body, path+"/edit") {
+		t.Fatalf("edited post page lacks the new title or its edit link")
+	}
+	if res := c.post(path+"/delete", url.Values{}); res.status != 303 {
+		t.Fatalf("delete: %d", res.status)
+	}
+	if res := c.get(path); res.status != 404 {
+		t.Fatalf("deleted post: %d", res.status)
 	}
 }
 
