@@ -14,14 +14,14 @@ import (
 // view is what every page template gets: the page's own data in Page, and
 // what the layout needs.
 type view struct {
-	Title     string // the document title, before the site name
-	SignIn bool // authors sign in (a token is configured)
+	Title  string // the document title, before the site name
+	SignIn bool   // authors sign in (a token is configured)
 	// Author: the visitor may write posts and moderate: signed in, or
 	// anyone when no token is configured (the APIs are open then too, and
 	// only reachable from this machine unless BLOG_INSECURE is set).
 	Author bool
-	Path      string // the current path, to come back to after signing in
-	Page      any
+	Path   string // the current path, to come back to after signing in
+	Page   any
 }
 
 // pageNames are the page templates; each is parsed with the layout.
