@@ -182,7 +182,7 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		// replica), so no comment written through this process precedes it.
 		workers = append(workers, func(ctx context.Context) { _ = commentSync.Run(ctx) })
 		ready = append(ready, commentSync.Running)
-		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes, Cache: post.NewCache(0)}
+		h := &post.Handler{Store: st.posts, Log: plog, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes, Cache: post.NewCache(0), Idempotency: (&api.IdempotencyKeys{}).Middleware()}
 		probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Running)}
 		rt := postsRouter(h, plog, reg, probes)
 		runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, h.Cache, api.NewStreamGate(cfg.streamLimits(), apiProxies), plog)
@@ -202,10 +202,11 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 		workers = append(workers, func(ctx context.Context) { _ = cascade.Run(ctx) })
 		h := &comment.Handler{
 			Store: st.comments, Log: clog,
-			PostExists: postExists(st.posts),
-			Auth:       api.RequireToken(cfg.APIToken),
-			Throttle:   api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate, apiProxies)),
-			ListBytes:  cfg.ListBytes,
+			PostExists:  postExists(st.posts),
+			Idempotency: (&api.IdempotencyKeys{}).Middleware(),
+			Auth:        api.RequireToken(cfg.APIToken),
+			Throttle:    api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate, apiProxies)),
+			ListBytes:   cfg.ListBytes,
 		}
 		rt := commentsRouter(h, clog, reg, map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Running)})
 		servers, names = append(servers, newServer(cfg.Host, cfg.CommentsPort, rt, clog)), append(names, "comments API")
