@@ -104,8 +104,10 @@ func (s *stream[T]) Next(ctx context.Context) (changes.Batch[T], error) {
 		}
 	}()
 	for {
+		// The channel before the count, and both before reading: a commit
+		// after the channel was taken closes it; one before is counted.
+		wake := sig.wait()
 		gen := db.wakes.commits.Load()
-		wake := sig.wait() // before reading, so no commit slips by
 		if !s.started || s.full || gen != s.seen {
 			b, err := s.read(ctx)
 			if err != nil {
