@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"blog/internal/changes"
 	"blog/internal/mongowire"
 	"blog/internal/post"
 	"blog/internal/store/mongo"
@@ -75,5 +76,43 @@ func TestDroppedCommentsResync(t *testing.T) {
 				t.Errorf("%d resyncs, want 1", st.Resyncs)
 			}
 		})
+	}
+}
+
+// TestDroppedPostsResyncCascade (issue 10, defect 1): after the posts
+// collection is dropped under the running cascade, its stream is
+// invalidated; the cascade's consumer rebuilds once, which deletes the
+// comments whose posts are gone, and keeps following the posts feed.
+func TestDroppedPostsResyncCascade(t *testing.T) {
+	db, env := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
+	c := &changes.Consumer[post.Post]{
+		Name: "comments.posts", Feed: db.PostEvents(), Sink: db.PostCascade(),
+		MinBackoff: time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+	}
+	start(t, c)
+	waitFor(t, "consumer running", c.Running)
+	p := newPost(t, db, "p", at(0))
+	newComment(t, db, p.ID, "orphaned by the drop", at(1))
+	if err := env.Database().Collection("posts").Drop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "one resync", func() bool { return c.Stats().Resyncs >= 1 })
+	waitFor(t, "the dropped post's comments deleted", func() bool {
+		n, err := env.Database().Collection("comments").CountDocuments(context.Background(), bson.D{})
+		return err == nil && n == 0
+	})
+	// The cascade keeps following: a post created and deleted now has its
+	// comments deleted too.
+	q := newPost(t, db, "q", at(2))
+	newComment(t, db, q.ID, "of q", at(3))
+	if err := db.Posts().Delete(ctxFor(t), q.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "q's comments deleted by the cascade", func() bool {
+		n, err := env.Database().Collection("comments").CountDocuments(context.Background(), bson.D{})
+		return err == nil && n == 0
+	})
+	if st := c.Stats(); st.Resyncs != 1 {
+		t.Errorf("%d resyncs, want 1", st.Resyncs)
 	}
 }
