@@ -13,8 +13,10 @@ import (
 	"blog/internal/page"
 )
 
-// MaxTextBytes limits a comment's text, documented in the README and the API.
-const MaxTextBytes = 10 << 10
+// MaxTextChars limits a comment's text, in characters (Unicode code
+// points), the unit of every limit in the API, its OpenAPI document, the
+// web form and the README.
+const MaxTextChars = 10_000
 
 // OpenAPI is the service's OpenAPI 3.1 document, served at /openapi.json
 // and held against the registered routes by a test.
@@ -32,6 +34,9 @@ type Handler struct {
 	// Auth guards edits and deletes (nil: none). Creating a comment stays
 	// public, as on any blog, and is guarded by Throttle (nil: unlimited).
 	Auth, Throttle api.Middleware
+	// Idempotency replays the answer to a retried POST /comments that
+	// carries an Idempotency-Key (nil: the header is ignored).
+	Idempotency api.Middleware
 	// ListBytes is the byte budget of a GET /comments/{postId} page; 0
 	// means api.DefaultListBytes.
 	ListBytes int
@@ -50,7 +55,8 @@ type Handler struct {
 // /comments/{id}), so the three share one and the document says, per
 // operation, what the id names.
 func (h *Handler) Register(rt *api.Router) {
-	rt.HandleFunc("POST /comments", h.Throttle.Wrap(h.create))
+	// A replayed answer costs no rate-limit token: idempotency goes first.
+	rt.HandleFunc("POST /comments", h.Idempotency.Wrap(h.Throttle.Wrap(h.create)))
 	rt.HandleFunc("GET /comments/{id}", h.list)
 	rt.HandleFunc("PATCH /comments/{id}", h.Auth.Wrap(h.update))
 	rt.HandleFunc("DELETE /comments/{id}", h.Auth.Wrap(h.delete))
@@ -70,7 +76,7 @@ func (n NewComment) Validate() error {
 	if !api.ValidID(n.PostID) {
 		problems["#/postId"] = "must be a 24-character hexadecimal ObjectID"
 	}
-	api.CheckText(problems, "#/text", n.Text, 0, MaxTextBytes)
+	api.CheckText(problems, "#/text", n.Text, MaxTextChars, 0)
 	return api.Invalid(problems)
 }
 
@@ -85,7 +91,7 @@ func (p PatchComment) Validate() error {
 	if p.Text == nil {
 		problems["#/text"] = "is required and must not be blank"
 	} else {
-		api.CheckText(problems, "#/text", *p.Text, 0, MaxTextBytes)
+		api.CheckText(problems, "#/text", *p.Text, MaxTextChars, 0)
 	}
 	return api.Invalid(problems)
 }

@@ -44,7 +44,7 @@ func newServerDB(t testing.TB) (*httptest.Server, string, *sqlite.DB) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	rt := api.NewRouter(log)
-	(&comment.Handler{Store: db.Comments(), Log: log, PostExists: postExists(db.Posts())}).Register(rt)
+	(&comment.Handler{Store: db.Comments(), Log: log, PostExists: postExists(db.Posts()), Idempotency: (&api.IdempotencyKeys{}).Middleware()}).Register(rt)
 	srv := httptest.NewServer(rt)
 	t.Cleanup(srv.Close)
 	return srv, postID, db
@@ -144,7 +144,7 @@ func TestCreate(t *testing.T) {
 		{name: "create-404-unknown-post", body: `{"postId":"672a2b5ab2c87aa17bd7b49b","text":"hello"}`, status: 404},
 		{name: "create-400-missing-text", body: `{"postId":"` + postID + `"}`, status: 400, pointer: "#/text"},
 		{name: "create-400-blank-text", body: `{"postId":"` + postID + `","text":"\n "}`, status: 400, pointer: "#/text"},
-		{name: "create-400-text-too-long", body: `{"postId":"` + postID + `","text":"` + strings.Repeat("x", comment.MaxTextBytes+1) + `"}`, status: 400, pointer: "#/text"},
+		{name: "create-400-text-too-long", body: `{"postId":"` + postID + `","text":"` + strings.Repeat("字", comment.MaxTextChars+1) + `"}`, status: 400, pointer: "#/text"},
 		{name: "create-400-missing-postId", body: `{"text":"hi"}`, status: 400, pointer: "#/postId"},
 		{name: "create-400-bad-postId", body: `{"postId":"123","text":"hi"}`, status: 400, pointer: "#/postId"},
 		{name: "create-400-uppercase-postId", body: `{"postId":"` + strings.ToUpper(postID) + `","text":"hi"}`, status: 400, pointer: "#/postId"},
@@ -237,5 +237,37 @@ func TestListUpdateDelete(t *testing.T) {
 	_ = json.Unmarshal(do(t, srv, "GET", "/comments/"+postID, "").body, &cs)
 	if len(cs) != 4 || cs[0].Text != "edited" || cs[0].UpdatedAt == nil {
 		t.Fatalf("after edit and delete: %+v", cs)
+	}
+}
+
+// TestCreateIdempotencyKey: a client retrying POST /comments with the same
+// Idempotency-Key after a lost response gets the first comment back and
+// stores no second one; the key with another body is refused.
+func TestCreateIdempotencyKey(t *testing.T) {
+	srv, postID := newServer(t)
+	body := fmt.Sprintf(`{"postId":%q,"text":"once"}`, postID)
+	send := func(body string) response {
+		req, _ := http.NewRequest("POST", srv.URL+"/comments", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", `"retry-1"`)
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return response{res.StatusCode, res.Header, b}
+	}
+	first, second := send(body), send(body)
+	if first.status != 201 || second.status != 201 || string(first.body) != string(second.body) {
+		t.Fatalf("first %d %s, retry %d %s: want the same 201", first.status, first.body, second.status, second.body)
+	}
+	if other := send(fmt.Sprintf(`{"postId":%q,"text":"another"}`, postID)); other.status != 422 {
+		t.Fatalf("same key, other body: %d %s, want 422", other.status, other.body)
+	}
+	var cs []comment.Comment
+	_ = json.Unmarshal(do(t, srv, "GET", "/comments/"+postID, "").body, &cs)
+	if len(cs) != 1 {
+		t.Fatalf("stored %d comments, want 1", len(cs))
 	}
 }

@@ -13,10 +13,12 @@ import (
 	"blog/internal/page"
 )
 
-// Limits on a post's fields, documented in the README and the API.
+// Limits on a post's fields, in characters (Unicode code points), the one
+// unit of every limit: the API, its OpenAPI document (JSON Schema's
+// maxLength counts code points too), the web forms and the README.
 const (
 	MaxTitleChars   = 300
-	MaxContentBytes = 100 << 10
+	MaxContentChars = 100_000
 )
 
 // OpenAPI is the service's OpenAPI 3.1 document, served at /openapi.json
@@ -34,6 +36,10 @@ type Handler struct {
 	Now func() time.Time
 	// Auth guards every write (nil: none); reads are public.
 	Auth api.Middleware
+	// Idempotency replays the answer to a retried POST /posts that carries
+	// an Idempotency-Key (nil: the header is ignored). It runs after Auth,
+	// so only an authorised client sees a replay.
+	Idempotency api.Middleware
 	// ListBytes is the byte budget of a GET /posts page; 0 means
 	// api.DefaultListBytes.
 	ListBytes int
@@ -45,7 +51,7 @@ type Handler struct {
 
 // Register adds the posts routes to rt.
 func (h *Handler) Register(rt *api.Router) {
-	rt.HandleFunc("POST /posts", h.Auth.Wrap(h.create))
+	rt.HandleFunc("POST /posts", h.Auth.Wrap(h.Idempotency.Wrap(h.create)))
 	rt.HandleFunc("GET /posts", h.list)
 	rt.HandleFunc("GET /posts/{id}", h.get)
 	rt.HandleFunc("PATCH /posts/{id}", h.Auth.Wrap(h.update))
@@ -64,7 +70,7 @@ type NewPost struct {
 func (n NewPost) Validate() error {
 	problems := map[string]string{}
 	api.CheckTitle(problems, "#/title", n.Title, MaxTitleChars)
-	api.CheckText(problems, "#/content", n.Content, 0, MaxContentBytes)
+	api.CheckText(problems, "#/content", n.Content, MaxContentChars, 0)
 	return api.Invalid(problems)
 }
 
@@ -84,7 +90,7 @@ func (p PatchPost) Validate() error {
 		api.CheckTitle(problems, "#/title", *p.Title, MaxTitleChars)
 	}
 	if p.Content != nil {
-		api.CheckText(problems, "#/content", *p.Content, 0, MaxContentBytes)
+		api.CheckText(problems, "#/content", *p.Content, MaxContentChars, 0)
 	}
 	return api.Invalid(problems)
 }

@@ -47,6 +47,15 @@ func status(err error) int {
 // call sends a JSON request and decodes a JSON answer into out (if not nil).
 // Writes carry the token when one is configured. It returns the answer's
 // headers, a *problemError for a 4xx, or an error wrapping errUnavailable.
+// idempotencyKey carries, in a request's context, the Idempotency-Key to
+// send with the API call made for it (a form's one-time token).
+type idempotencyKey struct{}
+
+// withIdempotencyKey returns ctx whose POSTs to an API carry key.
+func withIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, idempotencyKey{}, key)
+}
+
 // clientIPKey carries the browser's address in a request's context, from
 // withClientIP to the API calls made for it.
 type clientIPKey struct{}
@@ -84,6 +93,9 @@ func (c *apiClient) call(ctx context.Context, method string, base *url.URL, path
 	}
 	if c.proxyKey != "" {
 		req.Header.Set(api.ProxyKeyHeader, c.proxyKey)
+	}
+	if key, ok := ctx.Value(idempotencyKey{}).(string); ok && method == http.MethodPost {
+		req.Header.Set(api.IdempotencyKeyHeader, strconv.Quote(key))
 	}
 	if c.token != "" && method != http.MethodGet {
 		req.Header.Set("Authorization", "Bearer "+c.token)

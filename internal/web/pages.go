@@ -58,6 +58,7 @@ type postPage struct {
 	Start, End *page.Cursor
 	Form       commentForm
 	Template   commentView // an empty comment for the script's <template>
+	MaxChars   int         // a comment's limit, in characters
 }
 
 // commentView is a comment as its template needs it.
@@ -68,9 +69,10 @@ type commentView struct {
 	Author           bool // show moderation controls
 }
 
-// commentForm is the state of the comment form.
+// commentForm is the state of the comment form. Token is its one-time
+// form token, issued at each render.
 type commentForm struct {
-	Text, Error string
+	Text, Error, Token string
 }
 
 func (s *Server) post(w http.ResponseWriter, r *http.Request) {
@@ -115,14 +117,18 @@ func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id
 	case postErr != nil:
 		s.unavailable(w, r, postErr)
 		return
+	case listErr != nil && status(listErr) == http.StatusNotFound:
+		s.fail(w, r, http.StatusNotFound, "There is no post at this address. It may have been deleted.")
+		return
 	case listErr != nil:
 		s.unavailable(w, r, listErr)
 		return
 	}
 	author := s.author(r)
+	form.Token = s.forms.issue()
 	pg := postPage{
 		Post: p, Count: p.CommentCount, After: after, Next: next, Form: form,
-		Template: commentView{PostID: id, Author: author},
+		Template: commentView{PostID: id, Author: author}, MaxChars: comment.MaxTextChars,
 	}
 	for _, c := range comments {
 		pg.Comments = append(pg.Comments, commentView{
@@ -142,9 +148,49 @@ func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id
 	s.render(w, r, code, "post", p.Title, pg)
 }
 
+// pageCommentsLimit is how many comments one refresh of a page reads: a
+// page shows commentsPerPage, plus those that arrived live since it opened.
+const pageCommentsLimit = page.MaxLimit
+
+// pageComments answers GET /posts/{id}/comments?after=C with the comments
+// after C (from the first when C is empty), oldest first, as JSON
+// {"comments": [...], "complete": bool}: complete is false when more follow
+// than one answer holds. The live script of a post page reads it when the
+// post's event stream says its comments changed: the stream carries the
+// latest comments only, and this way every comment a page shows, whichever
+// page it is, is removed, edited or added in place.
+func (s *Server) pageComments(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	after, ok := cursorParam(r.URL.Query().Get("after"))
+	if !api.ValidID(id) || !ok {
+		api.WriteProblem(w, r, api.NewProblem(http.StatusBadRequest, "The post id or the cursor is not valid."))
+		return
+	}
+	cs, next, err := s.api.listComments(r.Context(), id, after, pageCommentsLimit)
+	switch {
+	case err != nil && status(err) == http.StatusNotFound:
+		api.WriteProblem(w, r, api.NewProblem(http.StatusNotFound, "This post has been deleted."))
+		return
+	case err != nil:
+		s.log.Error("api call failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		api.WriteProblem(w, r, api.NewProblem(http.StatusServiceUnavailable, "The comments service is not answering."))
+		return
+	}
+	if cs == nil {
+		cs = []comment.Comment{}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	api.WriteJSON(w, http.StatusOK, struct {
+		Comments []comment.Comment `json:"comments"`
+		Complete bool              `json:"complete"`
+	}{cs, next == ""})
+}
+
 // addComment handles the comment form: create the comment, then redirect to
 // the page that shows it (POST-redirect-GET), or show the form again with
-// what was wrong.
+// what was wrong. The form's one-time token (see formtoken.go) makes a
+// double submit create one comment: the duplicate is sent where the first
+// submission was.
 func (s *Server) addComment(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
@@ -154,13 +200,26 @@ func (s *Server) addComment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	text := r.PostForm.Get("text")
+	tok, first, ok := s.forms.spend(r.PostForm.Get("token"))
+	switch {
+	case !ok:
+		s.renderPost(w, r, http.StatusConflict, id, after, commentForm{
+			Text: text, Error: "This form was open too long or is from an older page. Check your comment and send it again.",
+		})
+		return
+	case !first:
+		s.sameAsFirst(w, r, tok, postURL(id, after)+"#comments")
+		return
+	}
+	location := ""
+	defer func() { s.forms.settle(tok, location) }()
 	if wait, ok := s.comment(r); !ok {
 		s.renderPost(w, r, http.StatusTooManyRequests, id, after, commentForm{
 			Text: text, Error: "You are posting comments very quickly. Please wait " + wait.String() + " and send it again.",
 		})
 		return
 	}
-	c, err := s.api.createComment(r.Context(), id, text)
+	c, err := s.api.createComment(withIdempotencyKey(r.Context(), tok.value), id, text)
 	if err != nil {
 		switch code := status(err); code {
 		case http.StatusNotFound:
@@ -180,7 +239,30 @@ func (s *Server) addComment(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	http.Redirect(w, r, s.commentLocation(r.Context(), id, after, c), http.StatusSeeOther)
+	location = s.commentLocation(r.Context(), id, after, c)
+	http.Redirect(w, r, location, http.StatusSeeOther)
+}
+
+// sameAsFirst answers a second submission of a form: once the first has an
+// outcome (waiting at most 10 s), it is sent where the first was, or to
+// fallback when the first failed or is still running.
+func (s *Server) sameAsFirst(w http.ResponseWriter, r *http.Request, tok *formToken, fallback string) {
+	s.forms.mu.Lock()
+	done := tok.done
+	s.forms.mu.Unlock()
+	select {
+	case <-done:
+	case <-r.Context().Done():
+		return
+	case <-time.After(10 * time.Second):
+	}
+	s.forms.mu.Lock()
+	location := tok.location
+	s.forms.mu.Unlock()
+	if location == "" {
+		location = fallback
+	}
+	http.Redirect(w, r, location, http.StatusSeeOther)
 }
 
 // commentLocation returns the address of the page that shows a new comment:
@@ -260,16 +342,19 @@ func fieldErrors(err error, labels map[string]string) map[string]string {
 
 // Authors' pages.
 
-// author reports whether the request comes from a signed-in author.
-func (s *Server) author(r *http.Request) bool { return s.sessions.valid(r, time.Now()) }
+// author reports whether the request may write: it comes from a signed-in
+// author, or no token is configured, in which case the APIs take writes
+// from anyone who reaches them and so does the browser (the config allows
+// that only on a loopback address, or with BLOG_INSECURE).
+func (s *Server) author(r *http.Request) bool {
+	return !s.sessions.enabled || s.sessions.valid(r, time.Now())
+}
 
 // authorOnly guards an author's page: it does not exist without a token,
 // and asks a visitor to sign in.
 func (s *Server) authorOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case !s.sessions.enabled:
-			s.fail(w, r, http.StatusNotFound, "There is nothing at this address.")
 		case s.author(r):
 			w.Header().Set("Cache-Control", "no-store")
 			h(w, r)
@@ -341,6 +426,10 @@ type editorPage struct {
 	Title, Content string
 	Errors         map[string]string // by field: "title", "content", "" for the form
 }
+
+// MaxTitle and MaxContent are the post's limits, in characters.
+func (editorPage) MaxTitle() int   { return post.MaxTitleChars }
+func (editorPage) MaxContent() int { return post.MaxContentChars }
 
 func (s *Server) newPost(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "editor", "New post", editorPage{})

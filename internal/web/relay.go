@@ -113,8 +113,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 			s.log.Debug("posts event stream ended; reconnecting", "post", id, "err", err)
 		}
-		// Keep the browser's connection (and its proxies) alive meanwhile.
-		if !out.send([]byte(": reconnecting\n\n")) {
+		// Keep the browser's connection (and its proxies) alive meanwhile,
+		// and let the page say so (an event without id leaves the
+		// browser's Last-Event-ID as it was).
+		if !out.send([]byte("event: reconnecting\ndata: {}\n\n")) {
 			return
 		}
 		select {
@@ -124,6 +126,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		backoff = min(2*backoff, relayMaxBackoff)
 		up, err = s.dial(ctx, id, last, client)
+		if err == nil && !out.send([]byte("event: live\ndata: {}\n\n")) {
+			up.Body.Close()
+			return
+		}
 		if code := status(err); err != nil && code >= 400 && code < 500 {
 			if code == http.StatusNotFound {
 				out.send([]byte("event: gone\ndata: {\"_id\":\"" + id + "\"}\n\n"))

@@ -99,6 +99,7 @@ type Server struct {
 	pages    map[string]*template.Template
 	assets   map[string]string // file name -> content hash, for cache busting
 	sessions *sessions
+	forms    *formTokens // one-time tokens of comment forms
 	comment  func(*http.Request) (time.Duration, bool)
 	login    func(*http.Request) (time.Duration, bool)
 	streams  *api.StreamGate
@@ -148,6 +149,7 @@ func New(cfg Config) (*Server, error) {
 			orDefault(cfg.LoginGlobalRate, DefaultLoginGlobalRate)),
 		streams: api.NewStreamGate(cfg.Streams, cfg.Proxies),
 		done:    make(chan struct{}),
+		forms:   newFormTokens(),
 	}
 	if s.assets, err = hashAssets(); err != nil {
 		return nil, err
@@ -172,6 +174,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /posts/{id}", s.post)
 	mux.HandleFunc("POST /posts/{id}", s.addComment)
 	mux.HandleFunc("GET /posts/{id}/events", s.events)
+	mux.HandleFunc("GET /posts/{id}/comments", s.pageComments)
 	mux.HandleFunc("GET /login", s.loginForm)
 	mux.HandleFunc("POST /login", s.loginSubmit)
 	mux.HandleFunc("POST /logout", s.logout)
