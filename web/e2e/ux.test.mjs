@@ -190,7 +190,11 @@ test('every comment a page shows changes live, outside the latest 50 too', { tim
   const cs = [];
   for (let i = 1; i <= 60; i++) cs.push(await newComment(post._id, `Comment #${i}`));
   const { page, problems } = await openPost(browser, post._id);
+  // It opens on the latest 50 (#11-#60); the older page shows #1-#10.
   assert.equal(await page.locator('#comment-list > li').count(), 50);
+  await Promise.all([page.waitForURL(/before=/), page.click('a:text("← Older comments")')]);
+  await waitStatus(page, /^Live/, 10000);
+  assert.equal(await page.locator('#comment-list > li').count(), 10);
   await page.locator(`#c-${cs[4]._id}`).waitFor();
 
   // #5 and #6 are outside the post's embedded latest 50.
@@ -200,6 +204,29 @@ test('every comment a page shows changes live, outside the latest 50 too', { tim
   // An edit of an old comment raises no post event: the page reads itself
   // again every 5 s while it shows comments older than the post embeds.
   await page.locator(`#c-${cs[5]._id} .comment-text`).filter({ hasText: 'Comment #6, edited' }).waitFor({ timeout: 5000 + LIVE_WITHIN_MS });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('a busy post opens on its latest comments, pages both ways, and lands on your own comment', { timeout: 90000 }, async () => {
+  const post = await newPost('Busy post');
+  const cs = [];
+  for (let i = 1; i <= 60; i++) cs.push(await newComment(post._id, `Busy #${i}`));
+  const { page, problems } = await openPost(browser, post._id);
+  assert.equal(await page.locator(`#c-${cs[59]._id}`).count(), 1, 'the latest comment is not shown');
+  assert.equal(await page.locator(`#c-${cs[9]._id}`).count(), 0, 'an old comment is shown first');
+  await Promise.all([page.waitForURL(/before=/), page.click('a:text("← Older comments")')]);
+  assert.equal(await page.locator(`#c-${cs[0]._id}`).count(), 1);
+  await Promise.all([page.waitForURL(/after=/), page.click('a:text("Newer comments →")')]);
+  assert.equal(await page.locator(`#c-${cs[10]._id}`).count(), 1);
+  await Promise.all([page.waitForURL(/\/posts\/[0-9a-f]{24}#comments$/), page.click('a:text("Latest comments")')]);
+  await waitStatus(page, /^Live/, 10000);
+  await page.fill('#comment-text', 'My own comment');
+  await Promise.all([page.waitForURL(/\/posts\/[0-9a-f]{24}#c-[0-9a-f]{24}$/), page.click('#comment-form button[type="submit"]')]);
+  const anchor = new URL(page.url()).hash;
+  const mine = page.locator(anchor);
+  assert.equal(await mine.locator('.comment-text').textContent(), 'My own comment');
+  assert.ok(await mine.isVisible());
   assert.deepEqual(problems, []);
   await page.close();
 });
