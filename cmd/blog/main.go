@@ -51,7 +51,7 @@ func main() {
 	}
 }
 
-const usage = `usage: blog [serve|posts|comments|web|verify|bench|healthcheck] [flags]
+const usage = `usage: blog [serve|posts|comments|web|verify|deadletters|bench|healthcheck] [flags]
 
   serve     run the posts, comments and web services in one process (default)
   posts     run the posts service alone (and its comment sync)
@@ -60,6 +60,8 @@ const usage = `usage: blog [serve|posts|comments|web|verify|bench|healthcheck] [
             and COMMENTS_URL
   verify    compare every post's embedded comments with the comments store;
             verify [flags] -repair  also rebuilds the drifted posts
+  deadletters  list the change events the consumers parked;
+            deadletters [flags] -retry ID  applies one again and removes it
   bench     run the benchmark suite (blog bench -h for its flags)
   healthcheck [URL]
             exit 0 if URL (default: the posts service's /readyz) answers
@@ -83,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return benchCmd(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, rest, getenv, stdout)
-	case "serve", "posts", "comments", "web", "verify":
+	case "serve", "posts", "comments", "web", "verify", "deadletters":
 	case "help":
 		fmt.Fprint(stdout, usage)
 		cfg := defaultConfig()
@@ -95,6 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var (
 		repair bool
+		retry  string
 		more   func(*flag.FlagSet)
 		only   []string
 	)
@@ -103,6 +106,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fs.BoolVar(&repair, "repair", false, "rebuild every drifted post from the comments store")
 		}
 		only = verifyFlags
+	}
+	if cmd == "deadletters" {
+		more = func(fs *flag.FlagSet) {
+			fs.StringVar(&retry, "retry", "", "apply the dead letter with this `ID` again and remove it")
+		}
+		only = verifyFlags // the same: where the store is
 	}
 	cfg, extra, err := loadConfig("blog "+cmd, rest, getenv, stdout, more, only...)
 	if err != nil {
@@ -115,6 +124,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if cmd == "verify" {
 		return verify(ctx, repair, cfg, log, stdout)
+	}
+	if cmd == "deadletters" {
+		return deadLetters(ctx, retry, cfg, log, stdout)
 	}
 	return serve(ctx, cmd, cfg, log)
 }
@@ -148,8 +160,10 @@ func serve(ctx context.Context, cmd string, cfg Config, log *slog.Logger) error 
 	)
 	reg := metrics.New()
 	// The web front end `blog serve` starts is the APIs' trusted proxy by a
-	// key only this process knows; other proxies by BLOG_TRUSTED_PROXIES.
-	proxyKey := ""
+	// key only this process knows; `blog web` run apart proves itself with
+	// BLOG_API_TOKEN, which it shares with the APIs (none: no key); other
+	// proxies are trusted by address, BLOG_TRUSTED_PROXIES.
+	proxyKey := cfg.APIToken
 	if cmd == "serve" {
 		proxyKey = newProxyKey()
 	}

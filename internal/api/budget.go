@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 
 	"blog/internal/page"
 )
@@ -17,6 +18,14 @@ import (
 // A page always holds at least one item (so paging moves on), which may
 // take it past the budget by that item (at most a few MB for a post).
 const DefaultListBytes = 1 << 20
+
+// listSlots bounds how many list pages are read and encoded at once in
+// this process: one fewer than the CPUs (at least one), so one CPU stays
+// free for every other request, health checks included. The work is
+// CPU-bound, so more at once would not serve lists faster, only make
+// everything else wait for a CPU; the rest wait their turn without holding
+// a CPU or a page's memory. It is process-wide because the CPUs are.
+var listSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
 
 // firstChunk is how many items a budgeted page reads from its store at
 // first; later reads are sized from the items seen so far, so a page of
@@ -35,6 +44,19 @@ func WriteBudgetPage[T any](w http.ResponseWriter, r *http.Request, q page.Query
 	if budget <= 0 {
 		budget = DefaultListBytes
 	}
+	select {
+	case listSlots <- struct{}{}:
+	case <-r.Context().Done():
+		return nil // the client left while waiting: no one to answer
+	}
+	held := true
+	release := func() {
+		if held {
+			<-listSlots
+			held = false
+		}
+	}
+	defer release()
 	var (
 		buf   bytes.Buffer
 		n     int
@@ -82,6 +104,7 @@ fill:
 		chunk = max(1, (budget-buf.Len())/max(1, buf.Len()/n)+1)
 	}
 	buf.WriteString("]\n")
+	release() // writing may wait on a slow reader; it needs no CPU slot
 	if more && n > 0 {
 		SetNextLink(w, r, q.Limit, last)
 	}

@@ -87,8 +87,11 @@ func report(commentRate1M float64, lagP99 time.Duration, peak int64) *Report {
 		}
 		for _, sc := range Scenarios {
 			st := Stat{Name: sc, Rate: 5000, P50: time.Millisecond, P99: 3 * time.Millisecond, Max: 4 * time.Millisecond, Requests: 100}
-			if sc == CreateComment {
+			switch sc {
+			case CreateComment:
 				st.Rate = commentRate
+			case GetRecentPost:
+				st.Rate = 7000 // 0.875x the bare handler
 			}
 			s.Scenarios = append(s.Scenarios, st)
 		}
@@ -122,12 +125,17 @@ func TestTargets(t *testing.T) {
 			t.Errorf("good report: %q is %s, want %s", goal, v, want)
 		}
 	}
-	bad := verdicts(report(1000, 30*time.Millisecond, 300<<20))
+	badRep := report(1000, 30*time.Millisecond, 300<<20)
+	badRep.Sizes[1].Scenarios[1].Rate = 4000 // get recent post: 0.5x
+	badRep.Sizes[0].IdleWindow, badRep.Sizes[0].IdleCPU = time.Second, 0.01
+	bad := verdicts(badRep)
 	for _, goal := range []string{
 		"create comment ≥ 2,000/s",
 		"create comment at 1M ≥ 0.8x at 1k",
 		"propagation to GET p99 ≤ 20 ms at 500/s",
 		"RSS ≤ 200 MB at 1M",
+		"get recent post ≥ 0.8x the bare handler",
+		"idle CPU ≤ 0.2% of a core",
 	} {
 		if bad[goal] != "FAIL" {
 			t.Errorf("bad report: %q is %q, want FAIL (all: %v)", goal, bad[goal], bad)

@@ -17,6 +17,9 @@ import (
 // The scenarios, in the order they run and are reported.
 const (
 	GetPost       = "get post"
+	// GetRecentPost reads the recentPosts newest posts, over and over: the
+	// posts a blog's readers read most, which the posts service caches.
+	GetRecentPost = "get recent post"
 	ListPosts     = "list posts page"
 	ListComments  = "list comments page"
 	CreatePost    = "create post"
@@ -26,7 +29,10 @@ const (
 )
 
 // Scenarios lists every load scenario in report order.
-var Scenarios = []string{GetPost, ListPosts, ListComments, CreatePost, CreateComment}
+var Scenarios = []string{GetPost, GetRecentPost, ListPosts, ListComments, CreatePost, CreateComment}
+
+// recentPosts is how many of the newest posts GetRecentPost reads.
+const recentPosts = 20
 
 // Texts of what the write scenarios create: a post of the seeded posts'
 // size, a comment of the seeded comments' size.
@@ -72,6 +78,12 @@ func (d *dataset) targeter(scenario string) vegeta.Targeter {
 	case GetPost:
 		return func(t *vegeta.Target) error {
 			t.Method, t.URL = http.MethodGet, d.postsURL+"/posts/"+d.randomPost().ID
+			return nil
+		}
+	case GetRecentPost:
+		recent := d.posts[max(0, len(d.posts)-recentPosts):]
+		return func(t *vegeta.Target) error {
+			t.Method, t.URL = http.MethodGet, d.postsURL+"/posts/"+recent[rand.IntN(len(recent))].ID
 			return nil
 		}
 	case ListPosts:

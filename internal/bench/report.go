@@ -61,6 +61,30 @@ func Targets(rep *Report) []Target {
 		}
 	}
 
+	// Recently read posts, served from the cache, against the bare handler.
+	if ran(GetRecentPost) && rep.Bare != nil && rep.Bare.Rate > 0 {
+		worst, parts := 0.0, []string{}
+		for i, s := range sizes {
+			r := s.Scenario(GetRecentPost).Rate / rep.Bare.Rate
+			if i == 0 || r < worst {
+				worst = r
+			}
+			parts = append(parts, fmt.Sprintf("%s %.2fx", fmtSize(s.Comments), r))
+		}
+		ts = append(ts, Target{"get recent post ≥ 0.8x the bare handler", strings.Join(parts, ", "), verdict(worst >= 0.8)})
+	}
+	var idle []string
+	idleOK := true
+	for _, s := range sizes {
+		if s.IdleWindow > 0 {
+			idle = append(idle, fmt.Sprintf("%s %.2f%%", fmtSize(s.Comments), 100*s.IdleCPU))
+			idleOK = idleOK && s.IdleCPU <= 0.002
+		}
+	}
+	if len(idle) > 0 {
+		ts = append(ts, Target{"idle CPU ≤ 0.2% of a core", strings.Join(idle, ", "), verdict(idleOK)})
+	}
+
 	// Reads: get post against the bare handler.
 	if !ran(GetPost) {
 		ts = append(ts, Target{"get post ≥ 0.5x the bare handler", "not run", "n/a"})
@@ -173,7 +197,7 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 			}
 			ratio := ""
 			switch {
-			case sc == GetPost && rep.Bare != nil && rep.Bare.Rate > 0:
+			case (sc == GetPost || sc == GetRecentPost) && rep.Bare != nil && rep.Bare.Rate > 0:
 				ratio = fmt.Sprintf("%.2fx bare GET", x.Rate/rep.Bare.Rate)
 			case sc == CreateComment && rep.Raw != nil && rep.Raw.Rate > 0:
 				ratio = fmt.Sprintf("%.2fx raw insert", x.Rate/rep.Raw.Rate)

@@ -224,6 +224,7 @@ func (s *Server) commands() map[string]command {
 		"abortTransaction":   {fn: s.abortTransaction, fields: []string{"recoveryToken"}, inTxn: true},
 		"configureFailPoint": {fn: s.configureFailPoint, fields: []string{"mode", "data"}, admin: true},
 		"replSetInitiate":    {fn: s.replSetInitiate, any: true},
+		"renameCollection":   {fn: s.renameCollection, fields: []string{"to", "dropTarget"}},
 	}
 }
 
@@ -536,13 +537,9 @@ func (s *Server) write(r *request, fn func(txn *lungo.Transaction) (bson.D, erro
 	if r.inTxn {
 		d, err := fn(r.sess.txn)
 		if err != nil {
-			// A failed write aborts a transaction, as on a server.
+			// A failed write aborts a transaction, as on a server; the
+			// error keeps its own labels (a duplicate key is not transient).
 			r.sess.abort()
-			var ce *cmdError
-			if errors.As(lungoErr(err), &ce) {
-				ce.Labels = append(ce.Labels, "TransientTransactionError")
-				return nil, ce
-			}
 		}
 		return d, lungoErr(err)
 	}
@@ -1182,5 +1179,60 @@ func (s *Server) dropDatabase(r *request) (bson.D, error) {
 	}
 	return s.write(r, func(txn *lungo.Transaction) (bson.D, error) {
 		return bson.D{{Key: "dropped", Value: r.db}}, txn.Drop(lungo.Handle{r.db, ""})
+	})
+}
+
+// renameCollection moves a collection within a database, as the admin
+// command does: the documents and indexes move at once, a change stream on
+// the old name gets a rename event and is invalidated, and the new name's
+// watchers see no inserts.
+func (s *Server) renameCollection(r *request) (bson.D, error) {
+	if r.db != "admin" {
+		return nil, cmdErr(13, "Unauthorized", "renameCollection may only be run against the admin database.")
+	}
+	split := func(ns string) (lungo.Handle, bool) {
+		db, coll, ok := strings.Cut(ns, ".")
+		return lungo.Handle{db, coll}, ok && db != "" && coll != ""
+	}
+	from, ok1 := split(r.str("renameCollection"))
+	to, ok2 := split(r.str("to"))
+	if !ok1 || !ok2 {
+		return nil, badValue("renameCollection and to must be full namespaces (db.collection)")
+	}
+	if from[0] != to[0] {
+		return nil, unsupported("renaming a collection to another database")
+	}
+	dropTarget := r.flag("dropTarget")
+	return s.write(r, func(txn *lungo.Transaction) (bson.D, error) {
+		src := txn.Catalog().Namespaces[from]
+		if src == nil {
+			return nil, cmdErr(codeNamespaceNotFound, "NamespaceNotFound", "Source collection "+from.String()+" does not exist")
+		}
+		if txn.Catalog().Namespaces[to] != nil {
+			if !dropTarget {
+				return nil, cmdErr(codeNamespaceExists, "NamespaceExists", "Target collection "+to.String()+" exists")
+			}
+			if err := txn.Drop(to); err != nil {
+				return nil, err
+			}
+		}
+		moved := src.Clone()
+		// Drop clones the catalog and appends a drop event to its own copy
+		// of the oplog; that event, made in this transaction, becomes the
+		// rename event, and the moved collection joins the copy.
+		if err := txn.Drop(from); err != nil {
+			return nil, err
+		}
+		cat := txn.Catalog()
+		oplog := cat.Namespaces[lungo.Oplog].Documents.List
+		ev := oplog[len(oplog)-1]
+		for i := range *ev {
+			if (*ev)[i].Key == "operationType" {
+				(*ev)[i].Value = "rename"
+			}
+		}
+		*ev = append(*ev, v1bson.E{Key: "to", Value: v1bson.D{{Key: "db", Value: to[0]}, {Key: "coll", Value: to[1]}}})
+		cat.Namespaces[to] = moved
+		return bson.D{}, nil
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/256dpi/lungo"
@@ -35,6 +36,7 @@ type session struct {
 	txn      *lungo.Transaction
 	started  time.Time
 	lastConn *conn
+	used     atomic.Int64 // unix nanoseconds of the last command, for the reaper
 }
 
 func (s *Server) session(key string) *session {
@@ -43,6 +45,7 @@ func (s *Server) session(key string) *session {
 	ss, ok := s.sessions[key]
 	if !ok {
 		ss = &session{s: s, key: key}
+		ss.used.Store(time.Now().UnixNano())
 		s.sessions[key] = ss
 	}
 	return ss
@@ -64,6 +67,7 @@ func (s *Server) bindSession(r *request, cmd command) error {
 		return badValue("lsid has no id")
 	}
 	r.sess = s.session(string(id.Value))
+	r.sess.used.Store(time.Now().UnixNano())
 	r.txnNumber, r.hasTxnNum = r.num("txnNumber")
 	if !r.hasField("autocommit") {
 		return nil

@@ -236,7 +236,7 @@ func (s *Server) fetch(ctx context.Context, st *changeStream, max int, wait time
 			id, _ := bsonkit.Get(evDoc, "_id").(v1bson.D)
 			tok := raw(&id)
 			op, _ := bsonkit.Get(evDoc, "operationType").(string)
-			if (op == "drop" && st.h[1] != "") || op == "dropDatabase" {
+			if ((op == "drop" || op == "rename") && st.h[1] != "") || op == "dropDatabase" {
 				if ok, _ := st.matches(evDoc); ok {
 					b := raw(evDoc)
 					out = append(out, b)

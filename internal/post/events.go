@@ -622,14 +622,6 @@ func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	// At its lifetime the stream ends; the client reconnects with
-	// Last-Event-ID and gets what changed meanwhile.
-	var lifetime <-chan time.Time
-	if d := e.Gate.Lifetime(); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		lifetime = t.C
-	}
 	// Wait a little for the hub after a restart rather than fail at once:
 	// browsers give up on an error status, but not on a slow answer.
 	subCtx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -668,6 +660,14 @@ func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if !write(fmt.Appendf(nil, "retry: %d\n\n", retryMillis)) || !flush() {
 		return
+	}
+	// At its lifetime the stream ends; the client reconnects with
+	// Last-Event-ID and gets what changed meanwhile.
+	var lifetime <-chan time.Time
+	if d := e.Gate.Lifetime(); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		lifetime = t.C
 	}
 	keepalive := time.NewTicker(orDefault(e.Keepalive, DefaultKeepalive))
 	defer keepalive.Stop()

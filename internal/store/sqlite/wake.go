@@ -158,7 +158,11 @@ func (db *DB) watch() {
 			}
 			if conn != nil {
 				var v int64
-				if err := conn.QueryRowContext(context.Background(), "PRAGMA data_version").Scan(&v); err == nil {
+				if err := conn.QueryRowContext(context.Background(), "PRAGMA data_version").Scan(&v); err != nil {
+					// Unsure: wake everyone, who will read and see.
+					db.log.Warn("embedded store: read data_version", "err", err)
+					db.wakes.wake(true, true)
+				} else {
 					if version >= 0 && v != version {
 						db.wakes.wake(true, true)
 					}
