@@ -24,25 +24,47 @@ const (
 	maxForm = 256 << 10
 )
 
-// homePage is the data of the post list.
+// homePage is the data of the post list, newest first.
 type homePage struct {
 	Posts []post.Post
 	After string // this page's cursor; "" on the first page
-	Next  string // the next page's cursor; "" on the last page
+	Next  string // the older page's cursor (?after=); "" on the last page
+	Newer string // the newer page's bound (?before=); "" on the first page
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
-	after, ok := cursorParam(r.URL.Query().Get("after"))
-	if !ok {
+	q := r.URL.Query()
+	after, ok := cursorParam(q.Get("after"))
+	rawBefore, okBefore := cursorParam(q.Get("before"))
+	if !ok || !okBefore {
 		s.fail(w, r, http.StatusBadRequest, "This page link is not valid. Start again from the home page.")
 		return
 	}
-	posts, next, err := s.api.listPosts(r.Context(), after, postsPerPage)
+	var (
+		posts []post.Post
+		next  string
+		newer bool
+		err   error
+	)
+	if rawBefore != "" && after == "" {
+		b, _ := page.Decode(rawBefore)
+		posts, newer, err = s.postsBefore(r.Context(), b, postsPerPage)
+		if err == nil && len(posts) > 0 {
+			next = posts[len(posts)-1].Cursor().Encode() // older ones follow: the bound
+		}
+	} else {
+		posts, next, err = s.api.listPosts(r.Context(), after, postsPerPage)
+		newer = after != ""
+	}
 	if err != nil {
 		s.unavailable(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "home", "Posts", homePage{Posts: posts, After: after, Next: next})
+	pg := homePage{Posts: posts, After: after, Next: next}
+	if newer && len(posts) > 0 {
+		pg.Newer = posts[0].Cursor().Encode()
+	}
+	s.render(w, r, http.StatusOK, "home", "Posts", pg)
 }
 
 // postPage is the data of a post with a page of its comments.
@@ -50,8 +72,10 @@ type postPage struct {
 	Post     post.Post
 	Comments []commentView
 	Count    int
-	After    string // this page's comment cursor; "" for the first comments
-	Next     string // the next page's cursor; "" on the last page
+	After    string // where this page starts (exclusive); "" from the first comment
+	Next     string // the newer page's cursor (?after=); "" on the latest
+	Older    string // the older page's bound (?before=); "" on the first
+	Latest   bool   // this is the latest page (no ?after= or ?before=)
 	// Start and End bound the comments this page shows, for the live
 	// script: after Start (nil: from the first), up to End (nil: no end,
 	// the last page takes new comments).
@@ -99,16 +123,37 @@ func (s *Server) postParams(w http.ResponseWriter, r *http.Request, rawAfter str
 // renderPost fetches a post and a page of its comments, from the two
 // services at once, and renders them with the comment form in state form.
 func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id, after string, form commentForm) {
+	// A page is either the comments after a cursor (?after=), or those just
+	// before one (?before=), or, by default, the latest.
+	var before *page.Cursor
+	if after == "" && r.Method == http.MethodGet {
+		if b := r.URL.Query().Get("before"); b != "" {
+			c, err := page.Decode(b)
+			if err != nil {
+				s.fail(w, r, http.StatusBadRequest, "This page link is not valid.")
+				return
+			}
+			before = &c
+		}
+	}
 	var (
 		wg       sync.WaitGroup
 		p        post.Post
 		postErr  error
 		comments []comment.Comment
 		next     string
+		older    bool
 		listErr  error
 	)
 	wg.Go(func() { p, postErr = s.api.getPost(r.Context(), id) })
-	wg.Go(func() { comments, next, listErr = s.api.listComments(r.Context(), id, after, commentsPerPage) })
+	wg.Go(func() {
+		if after != "" {
+			comments, next, listErr = s.api.listComments(r.Context(), id, after, commentsPerPage)
+			older = true
+			return
+		}
+		comments, older, listErr = s.commentsBefore(r.Context(), id, before, commentsPerPage)
+	})
 	wg.Wait()
 	switch {
 	case postErr != nil && status(postErr) == http.StatusNotFound:
@@ -127,8 +172,9 @@ func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id
 	author := s.author(r)
 	form.Token = s.forms.issue()
 	pg := postPage{
-		Post: p, Count: p.CommentCount, After: after, Next: next, Form: form,
+		Post: p, Count: p.CommentCount, After: after, Form: form,
 		Template: commentView{PostID: id, Author: author}, MaxChars: comment.MaxTextChars,
+		Latest: after == "" && before == nil,
 	}
 	for _, c := range comments {
 		pg.Comments = append(pg.Comments, commentView{
@@ -137,13 +183,30 @@ func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id
 	}
 	// The comments service may be a moment ahead of the post's count.
 	pg.Count = max(pg.Count, len(comments))
-	if after != "" {
+	switch {
+	case after != "":
 		c, _ := page.Decode(after)
 		pg.Start = &c
+		if next != "" {
+			pg.Next = next
+		}
+	case older && len(comments) > 0:
+		// The live range starts just before the first comment shown.
+		first := comments[0].Cursor()
+		start := page.Cursor{At: first.At.Add(-time.Millisecond), ID: strings.Repeat("f", 24)}
+		pg.Start, pg.After = &start, start.Encode()
 	}
-	if next != "" && len(comments) > 0 {
+	if len(comments) > 0 {
+		if older {
+			pg.Older = comments[0].Cursor().Encode()
+		}
 		last := comments[len(comments)-1].Cursor()
-		pg.End = &last
+		if before != nil || next != "" {
+			pg.Next = last.Encode()
+			pg.End = &last
+		}
+	} else if before != nil {
+		pg.Next = before.Encode()
 	}
 	s.render(w, r, code, "post", p.Title, pg)
 }
@@ -265,21 +328,21 @@ func (s *Server) sameAsFirst(w http.ResponseWriter, r *http.Request, tok *formTo
 	http.Redirect(w, r, location, http.StatusSeeOther)
 }
 
-// commentLocation returns the address of the page that shows a new comment:
-// the page it was written on if the comment landed there (the common case:
-// the last page), else a page that starts with it.
+// commentLocation returns the address of the page that shows a new
+// comment, anchored on it: the latest page when it is there (the common
+// case), else the page that ends with it.
 func (s *Server) commentLocation(ctx context.Context, postID, after string, c comment.Comment) string {
 	anchor := "#c-" + c.ID
-	if cs, _, err := s.api.listComments(ctx, postID, after, commentsPerPage); err == nil {
+	if cs, _, err := s.commentsBefore(ctx, postID, nil, commentsPerPage); err == nil {
 		for _, x := range cs {
 			if x.ID == c.ID {
-				return postURL(postID, after) + anchor
+				return "/posts/" + postID + anchor
 			}
 		}
 	}
-	// Just before the comment: a millisecond earlier, after every id.
-	before := page.Cursor{At: c.CreatedAt.Add(-time.Millisecond), ID: strings.Repeat("f", 24)}
-	return postURL(postID, before.Encode()) + anchor
+	// Just after the comment: a millisecond later, before every id.
+	end := page.Cursor{At: c.CreatedAt.Add(time.Millisecond), ID: strings.Repeat("0", 24)}
+	return "/posts/" + postID + "?before=" + url.QueryEscape(end.Encode()) + anchor
 }
 
 func postURL(id, after string) string {

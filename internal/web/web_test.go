@@ -441,47 +441,76 @@ func TestCommentRateLimit(t *testing.T) {
 	}
 }
 
+// TestCommentPages: a busy post opens on its latest comments; the redirect
+// after commenting lands on the new comment, anchored; older and newer
+// pages link both ways and tell the live script their range.
 func TestCommentPages(t *testing.T) {
 	st := newStack(t, stackOptions{})
 	p := st.createPost(t, "Popular", "text")
-	st.addComments(t, p.ID, 50)
+	st.addComments(t, p.ID, 120)
 	c := st.client(t)
 
-	first := c.get("/posts/" + p.ID)
-	checkPage(t, first)
-	if n := len(commentItem.FindAllString(first.body, -1)); n != 50 {
-		t.Fatalf("first page shows %d comments, want 50", n)
+	latest := c.get("/posts/" + p.ID)
+	checkPage(t, latest)
+	if n := len(commentItem.FindAllString(latest.body, -1)); n != 50 {
+		t.Fatalf("latest page shows %d comments, want 50", n)
 	}
-	if strings.Contains(first.body, `rel="next"`) {
-		t.Fatal("a full last page links to a next page")
+	var all []comment.Comment
+	for next := "/comments/" + p.ID + "?limit=100"; next != ""; {
+		var page []comment.Comment
+		h := getJSONHeader(t, st.comments.URL+next, &page)
+		all = append(all, page...)
+		next = ""
+		if m := regexp.MustCompile(`<([^>]+)>; rel="next"`).FindStringSubmatch(h.Get("Link")); m != nil {
+			next = m[1]
+		}
+	}
+	if !strings.Contains(latest.body, `id="c-`+all[119].ID+`"`) || !strings.Contains(latest.body, `id="c-`+all[70].ID+`"`) || strings.Contains(latest.body, `id="c-`+all[69].ID+`"`) {
+		t.Fatal("the latest page does not show the latest 50 comments")
+	}
+	if strings.Contains(latest.body, `rel="next"`) || strings.Contains(latest.body, `data-end-ms=`) {
+		t.Fatal("the latest page links to newer comments or ends")
 	}
 
-	// The page is full: the new comment lands on the next one, and the
-	// redirect goes where it is shown.
-	res := c.post("/posts/"+p.ID, url.Values{"text": {"number 51"}})
+	// Older, and back: each page 50, the oldest ends at #1.
+	older := regexp.MustCompile(`<a rel="prev" href="([^"]+)">← Older comments`)
+	newer := regexp.MustCompile(`<a rel="next" href="([^"]+)">Newer comments`)
+	m := older.FindStringSubmatch(latest.body)
+	if m == nil {
+		t.Fatal("no link to older comments")
+	}
+	middle := c.get(html.UnescapeString(m[1]))
+	if n := len(commentItem.FindAllString(middle.body, -1)); n != 50 || !strings.Contains(middle.body, `id="c-`+all[20].ID+`"`) || !strings.Contains(middle.body, `id="c-`+all[69].ID+`"`) {
+		t.Fatalf("the older page shows %d comments, want #21-#70", n)
+	}
+	if !strings.Contains(middle.body, `data-start-ms=`) || !strings.Contains(middle.body, `data-end-ms=`) {
+		t.Error("a middle page does not tell the script its range")
+	}
+	m = older.FindStringSubmatch(middle.body)
+	if m == nil {
+		t.Fatal("no link to the oldest comments")
+	}
+	oldest := c.get(html.UnescapeString(m[1]))
+	if n := len(commentItem.FindAllString(oldest.body, -1)); n != 20 || older.MatchString(oldest.body) {
+		t.Fatalf("the oldest page shows %d comments (want #1-#20) or links further back", n)
+	}
+	m = newer.FindStringSubmatch(oldest.body)
+	if m == nil {
+		t.Fatal("no link from the oldest page to newer comments")
+	}
+	if back := c.get(html.UnescapeString(m[1])); !strings.Contains(back.body, `id="c-`+all[20].ID+`"`) {
+		t.Fatal("newer from the oldest page does not start at #21")
+	}
+
+	// A new comment lands on the latest page, anchored on it.
+	res := c.post("/posts/"+p.ID, url.Values{"text": {"number 121"}})
 	loc := res.header.Get("Location")
-	if res.status != 303 || !strings.Contains(loc, "?after=") {
-		t.Fatalf("redirect %d to %q, want a later page", res.status, loc)
+	if res.status != 303 || !regexp.MustCompile(`^/posts/[0-9a-f]{24}#c-[0-9a-f]{24}$`).MatchString(loc) {
+		t.Fatalf("redirect %d to %q, want the latest page anchored on the comment", res.status, loc)
 	}
-	later := c.get(loc)
-	if !strings.Contains(later.body, "number 51") || !strings.Contains(later.body, "← First comments") {
-		t.Fatalf("the redirect's page does not show the new comment:\n%.3000s", later.body)
-	}
-
-	first = c.get("/posts/" + p.ID)
-	next := regexp.MustCompile(`<a rel="next" href="([^"]+)">Newer comments`).FindStringSubmatch(first.body)
-	if next == nil {
-		t.Fatal("no link to newer comments")
-	}
-	if !strings.Contains(first.body, `data-end-ms=`) {
-		t.Error("a page with a next page does not tell the script where it ends")
-	}
-	second := c.get(html.UnescapeString(next[1]))
-	if n := len(commentItem.FindAllString(second.body, -1)); n != 1 || !strings.Contains(second.body, "number 51") {
-		t.Errorf("second page shows %d comments, want only the 51st", n)
-	}
-	if !strings.Contains(second.body, `data-start-ms=`) || strings.Contains(second.body, `data-end-ms=`) {
-		t.Error("the last page should have a start and no end")
+	id := loc[strings.Index(loc, "#c-")+3:]
+	if page := c.get(loc); !strings.Contains(page.body, `id="c-`+id+`"`) {
+		t.Fatal("the redirect's page does not show the new comment")
 	}
 }
 
@@ -985,5 +1014,49 @@ func getJSON(t *testing.T, u string, out any) {
 	defer res.Body.Close()
 	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// getJSONHeader is getJSON that also returns the answer's headers.
+func getJSONHeader(t *testing.T, u string, out any) http.Header {
+	t.Helper()
+	res, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+	return res.Header
+}
+
+// TestHomePagesBothWays: the home page links to older posts and, from
+// there, back to newer ones, page by page.
+func TestHomePagesBothWays(t *testing.T) {
+	st := newStack(t, stackOptions{})
+	for i := range 25 {
+		st.createPost(t, fmt.Sprintf("Post %02d", i), "text")
+	}
+	c := st.client(t)
+	older := regexp.MustCompile(`<a rel="next" href="([^"]+)">Older posts`)
+	newer := regexp.MustCompile(`<a rel="prev" href="([^"]+)">← Newer posts`)
+	first := c.get("/")
+	if newer.MatchString(first.body) {
+		t.Fatal("the first page links to newer posts")
+	}
+	m := older.FindStringSubmatch(first.body)
+	second := c.get(html.UnescapeString(m[1]))
+	third := c.get(html.UnescapeString(older.FindStringSubmatch(second.body)[1]))
+	if !strings.Contains(third.body, "Post 04") || !strings.Contains(third.body, "Post 00") || older.MatchString(third.body) {
+		t.Fatalf("the third page should hold posts 04 to 00 and be the last")
+	}
+	back := c.get(html.UnescapeString(newer.FindStringSubmatch(third.body)[1]))
+	if !strings.Contains(back.body, "Post 14") || !strings.Contains(back.body, "Post 05") || strings.Contains(back.body, "Post 15") || strings.Contains(back.body, "Post 04") {
+		t.Fatalf("newer from the third page should be the second page (14 to 05): %q", regexp.MustCompile(`Post [0-9]+`).FindAllString(back.body, -1))
+	}
+	top := c.get(html.UnescapeString(newer.FindStringSubmatch(back.body)[1]))
+	if !strings.Contains(top.body, "Post 24") || !strings.Contains(top.body, "Post 15") || newer.MatchString(top.body) {
+		t.Fatalf("newer from the second page should be the first page, with no newer link:\n%.3000s", top.body)
 	}
 }

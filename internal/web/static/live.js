@@ -97,6 +97,7 @@
   // upsert shows c: replaced in place when shown, inserted in order when it
   // belongs on this page. It returns 1 when a comment was added.
   function upsert(c) {
+    if (gone) return 0;
     seen.add(c._id);
     var el = find(c._id);
     if (el) {
@@ -191,6 +192,11 @@
     report(added, removed, gap);
     // After a reconnect, anything may have changed on this page meanwhile.
     if (connections > 1 || start || end) scheduleRefresh();
+    // Comments older than the post embeds change without any event (their
+    // edits do not touch the post): a page showing some reads itself again
+    // every few seconds while it is visible.
+    var oldestShown = list.firstElementChild ? keyOfEl(list.firstElementChild) : null;
+    outsideWindow = !complete && !!oldestShown && (!oldest || compare(oldestShown, oldest) < 0);
   }
 
   // The stream carries the post's latest comments only. A page of older
@@ -217,7 +223,7 @@
         return res.ok ? res.json() : null;
       })
       .then(function (body) {
-        if (!body) return;
+        if (!body || gone) return;
         var inPage = new Set();
         var last = null;
         body.comments.forEach(function (c) {
@@ -244,6 +250,12 @@
         if (refreshAgain) { refreshAgain = false; scheduleRefresh(); }
       });
   }
+
+  var outsideWindow = false;
+  var POLL_MS = 5000;
+  setInterval(function () {
+    if (outsideWindow && !gone && document.visibilityState === 'visible') scheduleRefresh();
+  }, POLL_MS);
 
   function onDelta(e) {
     lastId = e.lastEventId;
