@@ -88,7 +88,7 @@ func run() error {
 	flag.DurationVar(&o.listFor, "list-for", 20*time.Second, "how long the list clients run")
 	flag.IntVar(&o.posts, "posts", 100, "posts seeded for the lists attack")
 	flag.IntVar(&o.commentsEach, "comments", 50, "comments seeded per post")
-	flag.IntVar(&o.commentBytes, "comment-bytes", 10<<10, "bytes of each seeded comment")
+	flag.IntVar(&o.commentBytes, "comment-bytes", 10_000, "bytes of each seeded comment (ASCII; the most a comment may hold)")
 	flag.BoolVar(&o.keepLog, "log", false, "print the server's log at the end")
 	flag.BoolVar(&verbose, "v", false, "print each /livez answer over 100 ms, and when each attack phase begins")
 	sources := flag.String("sources", "1,1250", "stream rounds, each from this many loopback addresses")

@@ -75,6 +75,10 @@ type request struct {
 	txnNumber int64
 	hasTxnNum bool
 	inTxn     bool // autocommit:false
+	// txn is the session's transaction as it was when the command began: a
+	// client that gave up on a command may abort the transaction from
+	// another connection while it still runs.
+	txn *lungo.Transaction
 }
 
 func (r *request) val(key string) (bson.RawValue, bool) {
@@ -535,11 +539,11 @@ func lungoErr(err error) error {
 // own committed when fn returns no error.
 func (s *Server) write(r *request, fn func(txn *lungo.Transaction) (bson.D, error)) (bson.D, error) {
 	if r.inTxn {
-		d, err := fn(r.sess.txn)
+		d, err := fn(r.txn)
 		if err != nil {
 			// A failed write aborts a transaction, as on a server; the
 			// error keeps its own labels (a duplicate key is not transient).
-			r.sess.abort()
+			r.sess.abortTxn(r.txn)
 		}
 		return d, lungoErr(err)
 	}
@@ -561,7 +565,7 @@ func (s *Server) write(r *request, fn func(txn *lungo.Transaction) (bson.D, erro
 // read runs fn on the request's transaction or on a snapshot.
 func (s *Server) read(r *request, fn func(txn *lungo.Transaction) (bson.D, error)) (bson.D, error) {
 	if r.inTxn {
-		d, err := fn(r.sess.txn)
+		d, err := fn(r.txn)
 		return d, lungoErr(err)
 	}
 	txn, err := s.engine.Begin(r.ctx, false)

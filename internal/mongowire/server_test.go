@@ -372,3 +372,53 @@ func TestTransactionWriteErrorAborts(t *testing.T) {
 		t.Fatalf("%d documents after the failed transaction, %v; want 1", n, err)
 	}
 }
+
+// TestModes: a standalone refuses transactions and change streams as a real
+// one does; an uninitiated member refuses work until rs.initiate()
+// (replSetInitiate), after which it is a primary.
+func TestModes(t *testing.T) {
+	t.Parallel()
+	direct := func(t *testing.T, s *mongowire.Server) *mongo.Client {
+		c, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + s.Addr() + "/?directConnection=true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+		return c
+	}
+	t.Run("standalone", func(t *testing.T) {
+		t.Parallel()
+		c := direct(t, mongowire.StartServer(t, mongowire.Options{Mode: mongowire.Standalone}))
+		ctx := ctxFor(t)
+		coll := c.Database("db").Collection("s")
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "x", Value: 1}}); err != nil {
+			t.Fatalf("insert on a standalone: %v", err)
+		}
+		if _, err := coll.Watch(ctx, mongo.Pipeline{}); err == nil {
+			t.Fatal("a standalone opened a change stream")
+		}
+		var ce mongo.CommandError
+		err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "replSetInitiate", Value: bson.D{}}}).Err()
+		if !errors.As(err, &ce) || ce.Code != 76 {
+			t.Fatalf("rs.initiate() on a standalone: %v, want NoReplicationEnabled (76)", err)
+		}
+	})
+	t.Run("uninitiated", func(t *testing.T) {
+		t.Parallel()
+		s := mongowire.StartServer(t, mongowire.Options{Mode: mongowire.Uninitiated})
+		c := direct(t, s)
+		ctx := ctxFor(t)
+		coll := c.Database("db").Collection("u")
+		var ce mongo.CommandError
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "x", Value: 1}}); !errors.As(err, &ce) || ce.Code != 94 {
+			t.Fatalf("insert before rs.initiate(): %v, want NotYetInitialized (94)", err)
+		}
+		if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "replSetInitiate", Value: bson.D{}}}).Err(); err != nil {
+			t.Fatalf("rs.initiate(): %v", err)
+		}
+		rs := connect(t, s.URI())
+		if _, err := rs.Database("db").Collection("u").InsertOne(ctxFor(t), bson.D{{Key: "x", Value: 1}}); err != nil {
+			t.Fatalf("insert on the initiated replica set: %v", err)
+		}
+	})
+}

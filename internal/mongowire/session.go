@@ -123,6 +123,7 @@ func (ss *session) enter(r *request) error {
 			return noSuchTransaction(n)
 		}
 		ss.txn, ss.state, ss.started, ss.lastConn = txn, txnActive, time.Now(), r.c
+		r.txn = txn
 		return nil
 	}
 	ss.mu.Lock()
@@ -135,6 +136,7 @@ func (ss *session) enter(r *request) error {
 		return noSuchTransaction(n)
 	}
 	ss.lastConn = r.c
+	r.txn = ss.txn
 	return nil
 }
 
@@ -147,6 +149,15 @@ func (ss *session) abortLocked() {
 		ss.state = txnAborted
 	}
 	ss.txn = nil
+}
+
+// abortTxn aborts txn if it is still the session's active transaction.
+func (ss *session) abortTxn(txn *lungo.Transaction) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.txn == txn {
+		ss.abortLocked()
+	}
 }
 
 func (ss *session) abort() {

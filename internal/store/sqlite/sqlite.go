@@ -102,6 +102,7 @@ type DB struct {
 	afterChunk func() error
 
 	wakes    *wakeup   // the streams' signals and the watcher's state (wake.go)
+	group    grouper   // writes awaiting a group commit (group.go)
 	presence *presence // tells whether another DB has the file open
 	watcher  sync.WaitGroup
 	done     chan struct{} // closed by Close, so waiting streams return
