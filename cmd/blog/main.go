@@ -364,8 +364,9 @@ func holderName(host string, port int) string {
 	return fmt.Sprintf("%s/%s", name, net.JoinHostPort(host, strconv.Itoa(port)))
 }
 
-// prune trims the embedded change log to its retention every minute. A
-// consumer whose checkpoint is pruned away rebuilds its read model.
+// prune trims the embedded change log every pruneEvery: what every consumer
+// has applied, and whatever is older than the retention. A consumer whose
+// checkpoint is pruned away rebuilds its read model.
 func prune(ctx context.Context, fn func(context.Context, time.Duration) (int64, error), keep time.Duration, log *slog.Logger) {
 	for {
 		n, err := fn(ctx, keep)
@@ -378,10 +379,15 @@ func prune(ctx context.Context, fn func(context.Context, time.Duration) (int64, 
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Minute):
+		case <-time.After(pruneEvery):
 		}
 	}
 }
+
+// pruneEvery is how often the change log is pruned: often enough that it
+// holds little more than the last seconds of changes (issue 12), each run
+// one short write transaction.
+const pruneEvery = 10 * time.Second
 
 // newServer returns an HTTP server with timeouts set, so no slow or stalled
 // client can hold a connection or a goroutine for long.
