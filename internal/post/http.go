@@ -51,11 +51,11 @@ type Handler struct {
 
 // Register adds the posts routes to rt.
 func (h *Handler) Register(rt *api.Router) {
-	rt.HandleFunc("POST /posts", h.Auth.Wrap(h.Idempotency.Wrap(h.create)))
-	rt.HandleFunc("GET /posts", h.list)
-	rt.HandleFunc("GET /posts/{id}", h.get)
-	rt.HandleFunc("PATCH /posts/{id}", h.Auth.Wrap(h.update))
-	rt.HandleFunc("DELETE /posts/{id}", h.Auth.Wrap(h.delete))
+	rt.HandleFunc("POST /posts", h.Auth.Wrap(h.Idempotency.Wrap(api.Errors(h.Log, h.create))))
+	rt.HandleFunc("GET /posts", api.Errors(h.Log, h.list))
+	rt.HandleFunc("GET /posts/{id}", api.Errors(h.Log, h.get))
+	rt.HandleFunc("PATCH /posts/{id}", h.Auth.Wrap(api.Errors(h.Log, h.update)))
+	rt.HandleFunc("DELETE /posts/{id}", h.Auth.Wrap(api.Errors(h.Log, h.delete)))
 }
 
 func (h *Handler) now() time.Time { return api.Now(h.Now) }
@@ -95,11 +95,10 @@ func (p PatchPost) Validate() error {
 	return api.Invalid(problems)
 }
 
-func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	in, err := api.DecodeValid[NewPost](w, r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	p := Post{
 		ID:        bson.NewObjectID().Hex(),
@@ -109,18 +108,17 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		CreatedAt: h.now(),
 	}
 	if err := h.Store.Create(r.Context(), p); err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/posts/"+p.ID)
 	api.WriteJSON(w, http.StatusCreated, p)
+	return nil
 }
 
-func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	q, err := api.PageQuery(r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	fetch := func(ctx context.Context, q page.Query) ([]Post, error) {
 		posts, err := h.Store.List(ctx, q)
@@ -129,63 +127,57 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		return posts, err
 	}
-	if err := api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Post.Cursor); err != nil {
-		api.WriteError(w, r, h.Log, err)
-	}
+	return api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Post.Cursor)
 }
 
-func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	e, gen := h.Cache.lookup(id)
 	if e == nil {
 		p, err := h.Store.Get(r.Context(), id)
 		if err != nil {
-			api.WriteError(w, r, h.Log, err)
-			return
+			return err
 		}
 		e = encodePost(p)
 		h.Cache.put(id, gen, e)
 	}
 	e.serve(w, r)
+	return nil
 }
 
-func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	in, err := api.DecodeValid[PatchPost](w, r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	p, err := h.Store.Update(r.Context(), id, Patch{Title: in.Title, Content: in.Content}, h.now())
 	h.Cache.forget(id)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	api.WriteJSON(w, http.StatusOK, normalize(p))
+	return nil
 }
 
-func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	err = h.Store.Delete(r.Context(), id)
 	h.Cache.forget(id)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // normalize makes a post's JSON shape independent of the store: comments is
