@@ -3,6 +3,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"time"
 )
 
 // HandlerFunc is an HTTP handler that returns its failure instead of
@@ -20,4 +21,14 @@ func Errors(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 			WriteError(w, r, log, err)
 		}
 	}
+}
+
+// Now returns the time from clock (time.Now when nil) in UTC, truncated to
+// the millisecond, which is all MongoDB keeps: a value a handler returns is
+// then exactly what a later read gives back, whichever store holds it.
+func Now(clock func() time.Time) time.Time {
+	if clock == nil {
+		clock = time.Now
+	}
+	return clock().UTC().Truncate(time.Millisecond)
 }

@@ -35,6 +35,7 @@ func TestErrorsAnswersTheHandlersError(t *testing.T) {
 		{"problem-as-is", api.NewProblem(http.StatusConflict, "busy"), answer{409, "application/problem+json", "busy"}, false},
 		{"not-found-kind-404", fault.New(fault.NotFound, "no such post"), answer{404, "application/problem+json", "no such post"}, false},
 		{"invalid-kind-400", fault.New(fault.Invalid, "bad"), answer{400, "application/problem+json", "bad"}, false},
+		{"fields-400-validation", fault.Fields{"#/title": "is required"}, answer{400, "application/problem+json", "See errors for what to change."}, false},
 		{"other-500-logged-not-shown", errors.New("disk on fire"), answer{500, "application/problem+json", "The server could not complete the request; it has been logged."}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
+	"blog/internal/fault"
 	"blog/internal/page"
 )
 
@@ -72,12 +73,10 @@ type NewComment struct {
 
 // Validate returns a validation problem listing every invalid field, or nil.
 func (n NewComment) Validate() error {
-	problems := map[string]string{}
-	if !api.ValidID(n.PostID) {
-		problems["#/postId"] = "must be a 24-character hexadecimal ObjectID"
-	}
-	api.CheckText(problems, "#/text", n.Text, MaxTextChars, 0)
-	return api.Invalid(problems)
+	problems := fault.Fields{}
+	problems.CheckID("#/postId", n.PostID)
+	problems.CheckText("#/text", n.Text, MaxTextChars, 0)
+	return problems.Err()
 }
 
 // PatchComment is the body of PATCH /comments/{id}.
@@ -87,13 +86,13 @@ type PatchComment struct {
 
 // Validate checks that text is present and acceptable.
 func (p PatchComment) Validate() error {
-	problems := map[string]string{}
+	problems := fault.Fields{}
 	if p.Text == nil {
 		problems["#/text"] = "is required and must not be blank"
 	} else {
-		api.CheckText(problems, "#/text", *p.Text, MaxTextChars, 0)
+		problems.CheckText("#/text", *p.Text, MaxTextChars, 0)
 	}
-	return api.Invalid(problems)
+	return problems.Err()
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {

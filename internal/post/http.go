@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
+	"blog/internal/fault"
 	"blog/internal/page"
 )
 
@@ -68,10 +69,10 @@ type NewPost struct {
 
 // Validate returns a validation problem listing every invalid field, or nil.
 func (n NewPost) Validate() error {
-	problems := map[string]string{}
-	api.CheckTitle(problems, "#/title", n.Title, MaxTitleChars)
-	api.CheckText(problems, "#/content", n.Content, MaxContentChars, 0)
-	return api.Invalid(problems)
+	problems := fault.Fields{}
+	problems.CheckTitle("#/title", n.Title, MaxTitleChars)
+	problems.CheckText("#/content", n.Content, MaxContentChars, 0)
+	return problems.Err()
 }
 
 // PatchPost is the body of PATCH /posts/{id}: absent fields stay as they are.
@@ -82,17 +83,17 @@ type PatchPost struct {
 
 // Validate checks the fields present and that at least one is.
 func (p PatchPost) Validate() error {
-	problems := map[string]string{}
+	problems := fault.Fields{}
 	if p.Title == nil && p.Content == nil {
 		problems["#"] = "must set title or content"
 	}
 	if p.Title != nil {
-		api.CheckTitle(problems, "#/title", *p.Title, MaxTitleChars)
+		problems.CheckTitle("#/title", *p.Title, MaxTitleChars)
 	}
 	if p.Content != nil {
-		api.CheckText(problems, "#/content", *p.Content, MaxContentChars, 0)
+		problems.CheckText("#/content", *p.Content, MaxContentChars, 0)
 	}
-	return api.Invalid(problems)
+	return problems.Err()
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
