@@ -25,7 +25,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		rt  *api.Router
 	}{
 		"posts":    {post.OpenAPI, postsWithEvents(log)},
-		"comments": {comment.OpenAPI, commentsRouter(&comment.Handler{}, log, metrics.New(), nil)},
+		"comments": {comment.OpenAPI, apiRouter("comments", comment.OpenAPI, (&comment.Handler{}).Register, log, metrics.New(), nil)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var doc map[string]any
@@ -54,7 +54,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // postsWithEvents is the posts router as serve builds it, live events
 // included.
 func postsWithEvents(log *slog.Logger) *api.Router {
-	rt := postsRouter(&post.Handler{}, log, metrics.New(), nil)
+	rt := apiRouter("posts", post.OpenAPI, (&post.Handler{}).Register, log, metrics.New(), nil)
 	registerPostEvents(rt, nil, nil, nil, nil, log)
 	return rt
 }
@@ -65,7 +65,7 @@ func postsWithEvents(log *slog.Logger) *api.Router {
 // parameter.
 func TestProblemTypesAnswer(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	srv := httptest.NewServer(commentsRouter(&comment.Handler{Log: log}, log, metrics.New(), nil))
+	srv := httptest.NewServer(apiRouter("comments", comment.OpenAPI, (&comment.Handler{Log: log}).Register, log, metrics.New(), nil))
 	defer srv.Close()
 	for _, tc := range []struct{ name, method, path, body, pointer string }{
 		{"body-member", "POST", "/comments", `{"postId":"x","text":"hi"}`, "#/postId"},

@@ -205,35 +205,3 @@ func TestProblemSizeCapped(t *testing.T) {
 		t.Fatalf("problem %d errors, detail %q, err %v", len(p.Errors), p.Detail, err)
 	}
 }
-
-func TestCheckTextDirectionAndInvisible(t *testing.T) {
-	tests := []struct {
-		name, s string
-		title   bool
-		bad     bool
-	}{
-		{"text-rlo-400", "price \u202E0001$", false, true},
-		{"text-isolate-400", "a \u2067b", false, true},
-		{"text-rtl-script-ok", "שלום עולם", false, false},
-		{"text-rlm-ok", "abc\u200F def", false, false},
-		{"title-zero-width-space-400", "pay\u200Bpal", true, true},
-		{"title-bom-400", "\uFEFFtitle", true, true},
-		{"title-lro-400", "\u202Dtitle", true, true},
-		{"title-emoji-zwj-ok", "family \U0001F468\u200D\U0001F469\u200D\U0001F467", true, false},
-		{"title-persian-zwnj-ok", "می\u200Cخواهم", true, false},
-		{"text-zero-width-space-ok", "long\u200Bword", false, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			problems := map[string]string{}
-			if tt.title {
-				api.CheckTitle(problems, "#/title", tt.s, 300)
-			} else {
-				api.CheckText(problems, "#/text", tt.s, 0, 1000)
-			}
-			if got := len(problems) > 0; got != tt.bad {
-				t.Fatalf("refused=%v (%v), want %v", got, problems, tt.bad)
-			}
-		})
-	}
-}

@@ -78,6 +78,7 @@ func (k *IdempotencyKeys) Middleware() Middleware {
 	}
 }
 
+// serve applies k to one request: see IdempotencyKeys.
 func (k *IdempotencyKeys) serve(w http.ResponseWriter, r *http.Request, next http.HandlerFunc) {
 	raw, ok := r.Header[http.CanonicalHeaderKey(IdempotencyKeyHeader)]
 	if !ok {
@@ -101,11 +102,7 @@ func (k *IdempotencyKeys) serve(w http.ResponseWriter, r *http.Request, next htt
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	h := sha256.New()
-	io.WriteString(h, r.Method+" "+r.URL.RequestURI()+"\n")
-	h.Write(body)
-	var fp [sha256.Size]byte
-	h.Sum(fp[:0])
+	fp := fingerprint(r, body)
 	scope := r.Method + " " + r.URL.Path + " " + key
 
 	k.mu.Lock()
@@ -113,20 +110,7 @@ func (k *IdempotencyKeys) serve(w http.ResponseWriter, r *http.Request, next htt
 	if el, ok := k.entries[scope]; ok {
 		e := el.Value.(*idemEntry)
 		k.mu.Unlock()
-		switch {
-		case e.fingerprint != fp:
-			WriteProblem(w, r, NewProblem(http.StatusUnprocessableEntity,
-				"This Idempotency-Key was already used with another request; use a new key for a new request."))
-		case !e.done:
-			WriteProblem(w, r, NewProblem(http.StatusConflict,
-				"A request with this Idempotency-Key is still being processed; retry later."))
-		default:
-			for name, vs := range e.header {
-				w.Header()[name] = vs
-			}
-			w.WriteHeader(e.status)
-			_, _ = w.Write(e.body)
-		}
+		replay(w, r, e, fp)
 		return
 	}
 	e := &idemEntry{scope: scope, fingerprint: fp}
@@ -146,6 +130,45 @@ func (k *IdempotencyKeys) serve(w http.ResponseWriter, r *http.Request, next htt
 	if !replayable(rec.status) || rec.overflow {
 		return
 	}
+	k.store(e, rec)
+	stored = true
+}
+
+// fingerprint identifies a request by its method, URI and body, so that a
+// key reused for another request is told apart.
+func fingerprint(r *http.Request, body []byte) [sha256.Size]byte {
+	h := sha256.New()
+	io.WriteString(h, r.Method+" "+r.URL.RequestURI()+"\n")
+	h.Write(body)
+	var fp [sha256.Size]byte
+	h.Sum(fp[:0])
+	return fp
+}
+
+// replay answers a request whose key is known: with the stored answer when
+// the request is the same (fingerprint fp) and its answer is done; else with
+// the problem the draft names (422 for another request, 409 while the first
+// is in flight).
+func replay(w http.ResponseWriter, r *http.Request, e *idemEntry, fp [sha256.Size]byte) {
+	switch {
+	case e.fingerprint != fp:
+		WriteProblem(w, r, NewProblem(http.StatusUnprocessableEntity,
+			"This Idempotency-Key was already used with another request; use a new key for a new request."))
+	case !e.done:
+		WriteProblem(w, r, NewProblem(http.StatusConflict,
+			"A request with this Idempotency-Key is still being processed; retry later."))
+	default:
+		for name, vs := range e.header {
+			w.Header()[name] = vs
+		}
+		w.WriteHeader(e.status)
+		_, _ = w.Write(e.body)
+	}
+}
+
+// store keeps rec's answer in e for replays until the TTL, then evicts the
+// oldest answers beyond the byte budget (never e itself).
+func (k *IdempotencyKeys) store(e *idemEntry, rec *recorder) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	e.done, e.status, e.body = true, rec.status, rec.body.Bytes()
@@ -164,7 +187,6 @@ func (k *IdempotencyKeys) serve(w http.ResponseWriter, r *http.Request, next htt
 		}
 		k.remove(oldest)
 	}
-	stored = true
 }
 
 // expire drops the answers past their time; the caller holds k.mu. The

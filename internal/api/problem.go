@@ -105,14 +105,21 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 }
 
 // WriteError answers with the problem that err stands for. This is the one
-// place where domain errors become status codes: a *Problem is sent as is, a
-// domain error (package fault) by its kind with its client-safe message, and
+// place where domain errors become status codes: a *Problem is sent as is,
+// a validation error (fault.Fields) as the validation problem Invalid
+// builds, another domain error (package fault) by its kind with its
+// client-safe message, and
 // anything else is logged and answered with a bare 500 whose text reveals
 // nothing of the cause.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var p *Problem
 	if errors.As(err, &p) {
 		WriteProblem(w, r, p)
+		return
+	}
+	var fields fault.Fields
+	if errors.As(err, &fields) {
+		WriteProblem(w, r, Invalid(fields).(*Problem))
 		return
 	}
 	status := http.StatusInternalServerError

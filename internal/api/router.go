@@ -6,10 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"time"
 
+	"blog/internal/fault"
 	"blog/internal/page"
 )
 
@@ -140,11 +140,10 @@ func (d discard) Header() http.Header         { return d.h }
 func (d discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d discard) WriteHeader(int)             {}
 
-var objectID = regexp.MustCompile(`^[0-9a-f]{24}$`)
-
 // ValidID reports whether s is a 24-hex ObjectID string, the only id shape
-// this API accepts; anything else is a 400 before any store is asked.
-func ValidID(s string) bool { return objectID.MatchString(s) }
+// this API accepts (fault.ValidID); anything else is a 400 before any store
+// is asked.
+func ValidID(s string) bool { return fault.ValidID(s) }
 
 // PathID returns the named path value if it is a valid id, or a 400 problem
 // naming the parameter.

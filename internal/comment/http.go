@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
+	"blog/internal/fault"
 	"blog/internal/page"
 )
 
@@ -56,10 +57,10 @@ type Handler struct {
 // operation, what the id names.
 func (h *Handler) Register(rt *api.Router) {
 	// A replayed answer costs no rate-limit token: idempotency goes first.
-	rt.HandleFunc("POST /comments", h.Idempotency.Wrap(h.Throttle.Wrap(h.create)))
-	rt.HandleFunc("GET /comments/{id}", h.list)
-	rt.HandleFunc("PATCH /comments/{id}", h.Auth.Wrap(h.update))
-	rt.HandleFunc("DELETE /comments/{id}", h.Auth.Wrap(h.delete))
+	rt.HandleFunc("POST /comments", h.Idempotency.Wrap(h.Throttle.Wrap(api.Errors(h.Log, h.create))))
+	rt.HandleFunc("GET /comments/{id}", api.Errors(h.Log, h.list))
+	rt.HandleFunc("PATCH /comments/{id}", h.Auth.Wrap(api.Errors(h.Log, h.update)))
+	rt.HandleFunc("DELETE /comments/{id}", h.Auth.Wrap(api.Errors(h.Log, h.delete)))
 }
 
 func (h *Handler) now() time.Time { return api.Now(h.Now) }
@@ -72,12 +73,10 @@ type NewComment struct {
 
 // Validate returns a validation problem listing every invalid field, or nil.
 func (n NewComment) Validate() error {
-	problems := map[string]string{}
-	if !api.ValidID(n.PostID) {
-		problems["#/postId"] = "must be a 24-character hexadecimal ObjectID"
-	}
-	api.CheckText(problems, "#/text", n.Text, MaxTextChars, 0)
-	return api.Invalid(problems)
+	problems := fault.Fields{}
+	problems.CheckID("#/postId", n.PostID)
+	problems.CheckText("#/text", n.Text, MaxTextChars, 0)
+	return problems.Err()
 }
 
 // PatchComment is the body of PATCH /comments/{id}.
@@ -87,40 +86,37 @@ type PatchComment struct {
 
 // Validate checks that text is present and acceptable.
 func (p PatchComment) Validate() error {
-	problems := map[string]string{}
+	problems := fault.Fields{}
 	if p.Text == nil {
 		problems["#/text"] = "is required and must not be blank"
 	} else {
-		api.CheckText(problems, "#/text", *p.Text, MaxTextChars, 0)
+		problems.CheckText("#/text", *p.Text, MaxTextChars, 0)
 	}
-	return api.Invalid(problems)
+	return problems.Err()
 }
 
-func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	in, err := api.DecodeValid[NewComment](w, r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	c := Comment{ID: bson.NewObjectID().Hex(), PostID: in.PostID, Text: in.Text, CreatedAt: h.now()}
 	if err := h.Store.Create(r.Context(), c); err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/comments/"+c.PostID)
 	api.WriteJSON(w, http.StatusCreated, c)
+	return nil
 }
 
-func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	postID, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	q, err := api.PageQuery(r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	fetch := func(ctx context.Context, q page.Query) ([]Comment, error) {
 		cs, err := h.Store.ListByPost(ctx, postID, q)
@@ -129,39 +125,34 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		return cs, err
 	}
-	if err := api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Comment.Cursor); err != nil {
-		api.WriteError(w, r, h.Log, err)
-	}
+	return api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Comment.Cursor)
 }
 
-func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	in, err := api.DecodeValid[PatchComment](w, r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	c, err := h.Store.Update(r.Context(), id, *in.Text, h.now())
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	api.WriteJSON(w, http.StatusOK, c)
+	return nil
 }
 
-func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	if _, err := h.Store.Delete(r.Context(), id); err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

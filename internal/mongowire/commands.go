@@ -662,47 +662,11 @@ func (s *Server) update(r *request) (bson.D, error) {
 		return nil, err
 	}
 	ordered := !r.hasField("ordered") || r.flag("ordered")
-	type stmt struct {
-		q, u          bsonkit.Doc
-		multi, upsert bool
-		af            bsonkit.List
-	}
-	stmts := make([]stmt, 0, len(ups))
+	stmts := make([]updateStmt, 0, len(ups))
 	for _, up := range ups {
-		var st stmt
-		for _, el := range mustElements(up) {
-			switch el.Key() {
-			case "q", "u", "multi", "upsert", "arrayFilters", "hint":
-			default:
-				return nil, unsupported("the %q field of an update statement", el.Key())
-			}
-		}
-		if up.Lookup("u").Type == bson.TypeArray {
-			return nil, unsupported("updates with an aggregation pipeline")
-		}
-		q, _ := up.Lookup("q").DocumentOK()
-		u, _ := up.Lookup("u").DocumentOK()
-		if st.q, err = kit(q); err != nil {
+		st, err := parseUpdate(up)
+		if err != nil {
 			return nil, err
-		}
-		if st.u, err = kit(u); err != nil {
-			return nil, err
-		}
-		st.multi, _ = up.Lookup("multi").BooleanOK()
-		st.upsert, _ = up.Lookup("upsert").BooleanOK()
-		if af, ok := up.Lookup("arrayFilters").ArrayOK(); ok {
-			var w struct {
-				V []v1bson.D `bson:"v"`
-			}
-			if err := v1bson.Unmarshal(wrapArray(bson.Raw(af)), &w); err != nil {
-				return nil, badValue("arrayFilters: %v", err)
-			}
-			for i := range w.V {
-				st.af = append(st.af, &w.V[i])
-			}
-		}
-		if st.multi && !isOperatorUpdate(st.u) {
-			return nil, badValue("multi update is not supported for replacement-style update")
 		}
 		stmts = append(stmts, st)
 	}
@@ -738,6 +702,52 @@ func (s *Server) update(r *request) (bson.D, error) {
 		}
 		return writeReply(r, n, nMod, upserted, werrs)
 	})
+}
+
+// updateStmt is one statement of an update command.
+type updateStmt struct {
+	q, u          bsonkit.Doc
+	multi, upsert bool
+	af            bsonkit.List
+}
+
+// parseUpdate reads one statement of an update command's updates array.
+func parseUpdate(up bson.Raw) (st updateStmt, err error) {
+	for _, el := range mustElements(up) {
+		switch el.Key() {
+		case "q", "u", "multi", "upsert", "arrayFilters", "hint":
+		default:
+			return st, unsupported("the %q field of an update statement", el.Key())
+		}
+	}
+	if up.Lookup("u").Type == bson.TypeArray {
+		return st, unsupported("updates with an aggregation pipeline")
+	}
+	q, _ := up.Lookup("q").DocumentOK()
+	u, _ := up.Lookup("u").DocumentOK()
+	if st.q, err = kit(q); err != nil {
+		return st, err
+	}
+	if st.u, err = kit(u); err != nil {
+		return st, err
+	}
+	st.multi, _ = up.Lookup("multi").BooleanOK()
+	st.upsert, _ = up.Lookup("upsert").BooleanOK()
+	if af, ok := up.Lookup("arrayFilters").ArrayOK(); ok {
+		var w struct {
+			V []v1bson.D `bson:"v"`
+		}
+		if err := v1bson.Unmarshal(wrapArray(bson.Raw(af)), &w); err != nil {
+			return st, badValue("arrayFilters: %v", err)
+		}
+		for i := range w.V {
+			st.af = append(st.af, &w.V[i])
+		}
+	}
+	if st.multi && !isOperatorUpdate(st.u) {
+		return st, badValue("multi update is not supported for replacement-style update")
+	}
+	return st, nil
 }
 
 func wrapArray(arr bson.Raw) []byte {
@@ -854,23 +864,7 @@ func (s *Server) findAndModify(r *request) (bson.D, error) {
 			if err != nil {
 				return nil, err
 			}
-			switch {
-			case res.Upserted != nil:
-				up := raw(res.Upserted)
-				leo = append(leo, bson.E{Key: "n", Value: int32(1)}, bson.E{Key: "updatedExisting", Value: false},
-					bson.E{Key: "upserted", Value: up.Lookup("_id")})
-				if returnNew {
-					value = up
-				}
-			case len(res.Matched) > 0:
-				leo = append(leo, bson.E{Key: "n", Value: int32(1)}, bson.E{Key: "updatedExisting", Value: true})
-				value = raw(res.Matched[0])
-				if returnNew && len(res.Modified) > 0 {
-					value = raw(res.Modified[0])
-				}
-			default:
-				leo = append(leo, bson.E{Key: "n", Value: int32(0)}, bson.E{Key: "updatedExisting", Value: false})
-			}
+			leo, value = modified(res, returnNew)
 		}
 		return bson.D{{Key: "lastErrorObject", Value: leo}, {Key: "value", Value: value}}, nil
 	})
@@ -944,6 +938,48 @@ func (s *Server) count(r *request) (bson.D, error) {
 // aggregate runs $changeStream pipelines and the plain pipelines the
 // driver's helpers send (countDocuments): an optional $match, $sort, $skip
 // and $limit, in that order, then optionally a $group counting them.
+// modified is findAndModify's answer to an update or replacement: its
+// lastErrorObject and the document before (or, with returnNew, after) it.
+func modified(res *lungo.Result, returnNew bool) (leo bson.D, value any) {
+	switch {
+	case res.Upserted != nil:
+		up := raw(res.Upserted)
+		leo = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: false},
+			{Key: "upserted", Value: up.Lookup("_id")}}
+		if returnNew {
+			value = up
+		}
+	case len(res.Matched) > 0:
+		leo = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: true}}
+		value = raw(res.Matched[0])
+		if returnNew && len(res.Modified) > 0 {
+			value = raw(res.Modified[0])
+		}
+	default:
+		leo = bson.D{{Key: "n", Value: int32(0)}, {Key: "updatedExisting", Value: false}}
+	}
+	return leo, value
+}
+
+// countGroup reads the one $group stage aggregate supports, {_id:
+// <constant>, <field>: {$sum: 1}}, and returns the field's name.
+func countGroup(v bson.RawValue) (string, error) {
+	d, _ := v.DocumentOK()
+	els := mustElements(d)
+	ok := len(els) == 2 && els[0].Key() == "_id"
+	var group string
+	if ok {
+		sum, isDoc := els[1].Value().DocumentOK()
+		n, isNum := number(sum.Lookup("$sum"))
+		ok = isDoc && isNum && n == 1 && len(mustElements(sum)) == 1 && els[0].Value().Type != bson.TypeString
+		group = els[1].Key()
+	}
+	if !ok {
+		return "", unsupported("$group other than {_id: <constant>, <field>: {$sum: 1}}")
+	}
+	return group, nil
+}
+
 func (s *Server) aggregate(r *request) (bson.D, error) {
 	stages, err := r.docs("pipeline")
 	if err != nil {
@@ -988,17 +1024,8 @@ func (s *Server) aggregate(r *request) (bson.D, error) {
 		case "$limit":
 			limit, _ = number(v)
 		case "$group":
-			d, _ := v.DocumentOK()
-			els := mustElements(d)
-			ok := len(els) == 2 && els[0].Key() == "_id"
-			if ok {
-				sum, isDoc := els[1].Value().DocumentOK()
-				n, isNum := number(sum.Lookup("$sum"))
-				ok = isDoc && isNum && n == 1 && len(mustElements(sum)) == 1 && els[0].Value().Type != bson.TypeString
-				group = els[1].Key()
-			}
-			if !ok {
-				return nil, unsupported("$group other than {_id: <constant>, <field>: {$sum: 1}}")
+			if group, err = countGroup(v); err != nil {
+				return nil, err
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
+	"blog/internal/fault"
 	"blog/internal/page"
 )
 
@@ -51,11 +52,11 @@ type Handler struct {
 
 // Register adds the posts routes to rt.
 func (h *Handler) Register(rt *api.Router) {
-	rt.HandleFunc("POST /posts", h.Auth.Wrap(h.Idempotency.Wrap(h.create)))
-	rt.HandleFunc("GET /posts", h.list)
-	rt.HandleFunc("GET /posts/{id}", h.get)
-	rt.HandleFunc("PATCH /posts/{id}", h.Auth.Wrap(h.update))
-	rt.HandleFunc("DELETE /posts/{id}", h.Auth.Wrap(h.delete))
+	rt.HandleFunc("POST /posts", h.Auth.Wrap(h.Idempotency.Wrap(api.Errors(h.Log, h.create))))
+	rt.HandleFunc("GET /posts", api.Errors(h.Log, h.list))
+	rt.HandleFunc("GET /posts/{id}", api.Errors(h.Log, h.get))
+	rt.HandleFunc("PATCH /posts/{id}", h.Auth.Wrap(api.Errors(h.Log, h.update)))
+	rt.HandleFunc("DELETE /posts/{id}", h.Auth.Wrap(api.Errors(h.Log, h.delete)))
 }
 
 func (h *Handler) now() time.Time { return api.Now(h.Now) }
@@ -68,10 +69,10 @@ type NewPost struct {
 
 // Validate returns a validation problem listing every invalid field, or nil.
 func (n NewPost) Validate() error {
-	problems := map[string]string{}
-	api.CheckTitle(problems, "#/title", n.Title, MaxTitleChars)
-	api.CheckText(problems, "#/content", n.Content, MaxContentChars, 0)
-	return api.Invalid(problems)
+	problems := fault.Fields{}
+	problems.CheckTitle("#/title", n.Title, MaxTitleChars)
+	problems.CheckText("#/content", n.Content, MaxContentChars, 0)
+	return problems.Err()
 }
 
 // PatchPost is the body of PATCH /posts/{id}: absent fields stay as they are.
@@ -82,24 +83,23 @@ type PatchPost struct {
 
 // Validate checks the fields present and that at least one is.
 func (p PatchPost) Validate() error {
-	problems := map[string]string{}
+	problems := fault.Fields{}
 	if p.Title == nil && p.Content == nil {
 		problems["#"] = "must set title or content"
 	}
 	if p.Title != nil {
-		api.CheckTitle(problems, "#/title", *p.Title, MaxTitleChars)
+		problems.CheckTitle("#/title", *p.Title, MaxTitleChars)
 	}
 	if p.Content != nil {
-		api.CheckText(problems, "#/content", *p.Content, MaxContentChars, 0)
+		problems.CheckText("#/content", *p.Content, MaxContentChars, 0)
 	}
-	return api.Invalid(problems)
+	return problems.Err()
 }
 
-func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	in, err := api.DecodeValid[NewPost](w, r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	p := Post{
 		ID:        bson.NewObjectID().Hex(),
@@ -109,18 +109,17 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		CreatedAt: h.now(),
 	}
 	if err := h.Store.Create(r.Context(), p); err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/posts/"+p.ID)
 	api.WriteJSON(w, http.StatusCreated, p)
+	return nil
 }
 
-func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	q, err := api.PageQuery(r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	fetch := func(ctx context.Context, q page.Query) ([]Post, error) {
 		posts, err := h.Store.List(ctx, q)
@@ -129,63 +128,57 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		return posts, err
 	}
-	if err := api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Post.Cursor); err != nil {
-		api.WriteError(w, r, h.Log, err)
-	}
+	return api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Post.Cursor)
 }
 
-func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	e, gen := h.Cache.lookup(id)
 	if e == nil {
 		p, err := h.Store.Get(r.Context(), id)
 		if err != nil {
-			api.WriteError(w, r, h.Log, err)
-			return
+			return err
 		}
 		e = encodePost(p)
 		h.Cache.put(id, gen, e)
 	}
 	e.serve(w, r)
+	return nil
 }
 
-func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	in, err := api.DecodeValid[PatchPost](w, r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	p, err := h.Store.Update(r.Context(), id, Patch{Title: in.Title, Content: in.Content}, h.now())
 	h.Cache.forget(id)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	api.WriteJSON(w, http.StatusOK, normalize(p))
+	return nil
 }
 
-func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	err = h.Store.Delete(r.Context(), id)
 	h.Cache.forget(id)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // normalize makes a post's JSON shape independent of the store: comments is
