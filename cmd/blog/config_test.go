@@ -16,7 +16,7 @@ func TestLoadConfigPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"COMMENTS_PORT": "6001", "BLOG_DATA_DIR": "/from-env"}
-	cfg, rest, err := loadConfig("blog", []string{"-data-dir", "/from-flag", "extra"}, func(k string) string { return env[k] }, io.Discard)
+	cfg, rest, err := loadConfig("blog", []string{"-data-dir", "/from-flag", "extra"}, func(k string) string { return env[k] }, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestLoadConfigRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := loadConfig("blog", tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			_, _, err := loadConfig("blog", tt.args, func(k string) string { return tt.env[k] }, io.Discard, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err %v, want one naming %s", err, tt.want)
 			}
@@ -92,7 +92,7 @@ func TestHostNeedsTokenOrInsecure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := loadConfig("blog", nil, func(k string) string { return tt.env[k] }, io.Discard)
+			_, _, err := loadConfig("blog", nil, func(k string) string { return tt.env[k] }, io.Discard, nil)
 			if (err == nil) != tt.ok {
 				t.Fatalf("err %v, want ok=%v", err, tt.ok)
 			}

@@ -2,8 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
 	"blog/internal/api"
@@ -21,7 +25,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		rt  *api.Router
 	}{
 		"posts":    {post.OpenAPI, postsWithEvents(log)},
-		"comments": {comment.OpenAPI, commentsRouter(&comment.Handler{}, log, metrics.New(), nil)},
+		"comments": {comment.OpenAPI, apiRouter("comments", comment.OpenAPI, (&comment.Handler{}).Register, log, metrics.New(), nil)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var doc map[string]any
@@ -50,7 +54,46 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // postsWithEvents is the posts router as serve builds it, live events
 // included.
 func postsWithEvents(log *slog.Logger) *api.Router {
-	rt := postsRouter(&post.Handler{}, log, metrics.New(), nil)
-	registerPostEvents(rt, nil, nil, nil, log)
+	rt := apiRouter("posts", post.OpenAPI, (&post.Handler{}).Register, log, metrics.New(), nil)
+	registerPostEvents(rt, nil, nil, nil, nil, log)
 	return rt
+}
+
+// TestProblemTypesAnswer: a validation problem's type is a URL that answers
+// with its description, and its pointers are RFC 6901 JSON Pointers in URI
+// fragment form, whether they name a body member, a query or a path
+// parameter.
+func TestProblemTypesAnswer(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	srv := httptest.NewServer(apiRouter("comments", comment.OpenAPI, (&comment.Handler{Log: log}).Register, log, metrics.New(), nil))
+	defer srv.Close()
+	for _, tc := range []struct{ name, method, path, body, pointer string }{
+		{"body-member", "POST", "/comments", `{"postId":"x","text":"hi"}`, "#/postId"},
+		{"query-parameter", "GET", "/comments/672a2b5ab2c87aa17bd7b49b?limit=0", "", "#/limit"},
+		{"path-parameter", "GET", "/comments/nope", "", "#/id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p api.Problem
+			_ = json.NewDecoder(res.Body).Decode(&p)
+			res.Body.Close()
+			if res.StatusCode != 400 || len(p.Errors) != 1 || p.Errors[0].Pointer != tc.pointer {
+				t.Fatalf("%d %+v, want one error at %s", res.StatusCode, p, tc.pointer)
+			}
+			doc, err := http.Get(srv.URL + p.Type)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(doc.Body)
+			doc.Body.Close()
+			if doc.StatusCode != 200 || !strings.Contains(string(b), "JSON Pointer") {
+				t.Fatalf("GET %s: %d %s", p.Type, doc.StatusCode, b)
+			}
+		})
+	}
 }

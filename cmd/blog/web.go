@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"blog/internal/api"
@@ -13,19 +16,37 @@ import (
 )
 
 // webService builds the web front end (`blog web`): pages for readers and
-// authors, rendered from the posts and comments APIs at postsURL and
-// commentsURL, which it reaches over HTTP only. token is BLOG_API_TOKEN:
-// with it, authors sign in and write posts in the browser, and the service
-// sends it to the APIs; it never reaches a page. Register the returned
-// server's Close with http.Server.RegisterOnShutdown, so that relayed event
-// streams end when shutdown begins.
-func webService(postsURL, commentsURL, token string, commentRate int, log *slog.Logger) (*web.Server, error) {
+// authors, rendered from the posts and comments APIs (cfg.postsURL,
+// cfg.commentsURL), which it reaches over HTTP only. With BLOG_API_TOKEN,
+// authors sign in and write posts in the browser, and the service sends the
+// token to the APIs; it never reaches a page. proxyKey, when not empty, is
+// the key by which the APIs of this process know this front end as their
+// trusted proxy. Signed-out sessions are remembered in BLOG_DATA_DIR when it
+// can be written. Register the returned server's Close with
+// http.Server.RegisterOnShutdown, so that relayed event streams end when
+// shutdown begins.
+func webService(cfg Config, proxyKey string, log *slog.Logger) (*web.Server, error) {
+	revoked := ""
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			log.Warn("signed-out sessions are kept in memory only: a restart of the web front end forgets them", "err", err)
+		} else {
+			revoked = filepath.Join(cfg.DataDir, "web-signed-out.json")
+		}
+	}
 	return web.New(web.Config{
-		PostsURL:    postsURL,
-		CommentsURL: commentsURL,
-		Token:       token,
-		CommentRate: commentRate,
-		Log:         log,
+		PostsURL:        cfg.postsURL(),
+		CommentsURL:     cfg.commentsURL(),
+		Token:           cfg.APIToken,
+		CommentRate:     cfg.CommentRate,
+		Log:             log,
+		SessionIdle:     cfg.SessionIdle,
+		RevokedFile:     revoked,
+		Proxies:         cfg.proxies(),
+		ProxyKey:        proxyKey,
+		LoginRate:       offIfZero(cfg.LoginRate),
+		LoginGlobalRate: offIfZero(cfg.LoginGlobalRate),
+		Streams:         cfg.streamLimits(),
 	})
 }
 
@@ -36,10 +57,10 @@ func webService(postsURL, commentsURL, token string, commentRate int, log *slog.
 // begins (http.Server.RegisterOnShutdown) rather than after it. ready is a
 // readiness probe: the hub follows the feed. The hub also invalidates
 // cache, the posts handler's cache of encoded posts (nil: none).
-func registerPostEvents(rt *api.Router, feed changes.Feed[post.Post], store post.Store, cache *post.Cache, log *slog.Logger) (run func(context.Context) error, ready api.Probe) {
+func registerPostEvents(rt *api.Router, feed changes.Feed[post.Post], store post.Store, cache *post.Cache, gate *api.StreamGate, log *slog.Logger) (run func(context.Context) error, ready api.Probe) {
 	hub := post.NewHub(feed, store, log)
 	hub.Cache(cache)
-	(&post.Events{Hub: hub, Log: log}).Register(rt)
+	(&post.Events{Hub: hub, Log: log, Gate: gate}).Register(rt)
 	return hub.Run, hub.Ready
 }
 
@@ -52,3 +73,7 @@ func serviceURL(host string, port int) string {
 	}
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(port))
 }
+
+// newProxyKey returns a random key for ProxyKeyHeader: `blog serve`'s web
+// front end proves with it that it is the APIs' trusted proxy.
+func newProxyKey() string { return rand.Text() }

@@ -2,10 +2,12 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -42,6 +44,10 @@ func TestUnmarshal(t *testing.T) {
 		{name: "operator-object", body: `{"postId":{"$ne":null}}`, status: 400, pointer: "#/postId"},
 		{name: "number-for-string", body: `{"title":42}`, status: 400, pointer: "#/title"},
 		{name: "invalid-utf8", body: "{\"title\":\"\xff\xfe\"}", status: 400},
+		{name: "duplicate-key-400", body: `{"title":"a","postId":"b","title":"c"}`, status: 400, pointer: "#/title"},
+		{name: "duplicate-key-other-case-400", body: `{"title":"a","Title":"c"}`, status: 400, pointer: "#/Title"},
+		{name: "duplicate-key-null-400", body: `{"note":"a","note":null}`, status: 400, pointer: "#/note"},
+		{name: "same-key-in-two-objects-is-not-a-duplicate", body: `{"title":"a","postId":"b","note":"title"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,7 +82,10 @@ func TestDecodeLimitsAndMediaType(t *testing.T) {
 	}{
 		{name: "json", contentType: "application/json", body: `{"title":"a"}`, status: 200},
 		{name: "json-charset", contentType: "application/json; charset=utf-8", body: `{"title":"a"}`, status: 200},
-		{name: "no-content-type", body: `{"title":"a"}`, status: 200},
+		{name: "json-suffix", contentType: "application/merge-patch+json", body: `{"title":"a"}`, status: 200},
+		{name: "no-content-type-415", body: `{"title":"a"}`, status: 415},
+		{name: "text-plain-415", contentType: "text/plain;charset=UTF-8", body: `{"title":"a"}`, status: 415},
+		{name: "malformed-content-type-415", contentType: "application/json; ;", body: `{"title":"a"}`, status: 415},
 		{name: "form-415", contentType: "application/x-www-form-urlencoded", body: `title=a`, status: 415},
 		{name: "too-large-413", contentType: "application/json", body: `{"title":"` + strings.Repeat("x", 200) + `"}`, status: 413},
 	}
@@ -173,4 +182,26 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("%q gave %v (%T)", body, err, err)
 		}
 	})
+}
+
+func TestProblemSizeCapped(t *testing.T) {
+	// Finding 7: 6,000 unknown query parameters made a 377 KB problem.
+	q := url.Values{}
+	for i := range 6000 {
+		q.Set(fmt.Sprintf("p%d%s", i, strings.Repeat("x", 300)), "1")
+	}
+	r := httptest.NewRequest("GET", "/things?"+q.Encode(), nil)
+	_, err := api.PageQuery(r)
+	if err == nil {
+		t.Fatal("unknown parameters accepted")
+	}
+	w := httptest.NewRecorder()
+	api.WriteError(w, r, slog.New(slog.DiscardHandler), err)
+	if w.Code != 400 || w.Body.Len() > 8<<10 {
+		t.Fatalf("status %d, %d bytes; want 400 within 8 KB", w.Code, w.Body.Len())
+	}
+	var p api.Problem
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || len(p.Errors) != api.MaxFieldErrors || !strings.Contains(p.Detail, "6000") {
+		t.Fatalf("problem %d errors, detail %q, err %v", len(p.Errors), p.Detail, err)
+	}
 }

@@ -22,21 +22,24 @@ var serverOwned = map[string]bool{
 	"_id": true, "createdAt": true, "updatedAt": true, "comments": true, "commentCount": true,
 }
 
-// Decode reads a request body into a T strictly: an optional JSON media
-// type, at most max bytes (MaxBody if max <= 0), valid UTF-8, exactly one
+// Decode reads a request body into a T strictly: a JSON media type
+// (Content-Type application/json or */*+json, required: 415 otherwise), at most max bytes (MaxBody if max <= 0), valid UTF-8, exactly one
 // JSON object, no unknown or server-owned fields, and every field of the
 // type it is declared with (so `{"postId": {"$ne": null}}` is refused rather
-// than passed to a query). Failures are *Problem errors with a 4xx status.
+// than passed to a query), each key once (see Unmarshal). Failures are *Problem errors with a 4xx status.
 func Decode[T any](w http.ResponseWriter, r *http.Request, max int64) (T, error) {
 	var v T
 	if max <= 0 {
 		max = MaxBody
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return v, NewProblem(http.StatusUnsupportedMediaType, "Send the body as application/json.")
-		}
+	// A JSON media type is required, not merely allowed: a page on another
+	// origin can send a body without one (fetch with mode "no-cors" and a
+	// Blob, navigator.sendBeacon, a form), but not with application/json
+	// unless this origin agrees in a CORS preflight, which it never does.
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		w.Header().Set("Accept-Post", "application/json")
+		return v, NewProblem(http.StatusUnsupportedMediaType, "Send the body as application/json (Content-Type: application/json).")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	if err != nil {
@@ -86,7 +89,72 @@ func Unmarshal(body []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return NewProblem(http.StatusBadRequest, "The body must hold exactly one JSON object.")
 	}
+	if ptr, ok := duplicateKey(body); ok {
+		return Invalid(map[string]string{ptr: "appears more than once; send each field once"})
+	}
 	return nil
+}
+
+// duplicateKey returns the JSON pointer of the first key that repeats
+// within one object of body, which must be valid JSON. encoding/json would
+// take the last value (and match keys regardless of case), so
+// `{"title":"a","title":"b"}` or `{"title":"a","Title":"b"}` could show
+// one reader of the body a value another ignores; a strict decoder refuses
+// them instead (RFC 8259 §4: names "SHOULD be unique"). Keys are compared
+// case-folded for that reason.
+func duplicateKey(body []byte) (string, bool) {
+	type frame struct {
+		obj       bool
+		expectKey bool
+		keys      map[string]bool
+		ptr       string // the pointer of this container
+		key       string // the current key (objects)
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(body))
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].obj {
+			stack[n-1].expectKey = true
+		}
+	}
+	childPtr := func() string {
+		if n := len(stack); n > 0 {
+			top := stack[n-1]
+			if top.obj {
+				return top.ptr + "/" + top.key
+			}
+			return top.ptr + "/-"
+		}
+		return "#"
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				stack = append(stack, &frame{obj: v == '{', expectKey: v == '{', keys: map[string]bool{}, ptr: childPtr()})
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+			continue
+		case string:
+			if n := len(stack); n > 0 && stack[n-1].obj && stack[n-1].expectKey {
+				top := stack[n-1]
+				folded := strings.ToLower(v)
+				if top.keys[folded] {
+					return top.ptr + "/" + v, true
+				}
+				top.keys[folded], top.key, top.expectKey = true, v, false
+				continue
+			}
+		}
+		valueDone()
+	}
 }
 
 // decodeProblem turns encoding/json's errors into messages a client can act

@@ -5,12 +5,11 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 )
 
@@ -51,10 +50,13 @@ func RequireToken(token string) Middleware {
 }
 
 // bearer reports whether r carries `Authorization: Bearer <token>` for the
-// token whose SHA-256 is want, comparing in constant time.
+// token whose SHA-256 is want, comparing in constant time. The scheme name
+// matches in any case ("bearer", "BEARER"), as RFC 9110 §11.1 requires.
 func bearer(r *http.Request, want [sha256.Size]byte) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	sum := sha256.Sum256([]byte(got))
+	scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	// RFC 9110 §11.1: the scheme is case-insensitive; spaces may follow it.
+	ok := strings.EqualFold(scheme, "Bearer")
+	sum := sha256.Sum256([]byte(strings.TrimLeft(got, " ")))
 	return ok && subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 }
 
@@ -80,23 +82,42 @@ func SkipWithToken(token string, inner Middleware) Middleware {
 	}
 }
 
-// RateLimit returns a Middleware that allows each client IP perMinute
-// requests a minute on average (token bucket, bursts of up to a tenth of
-// that), answering 429 with Retry-After beyond it. perMinute <= 0 turns the
-// limit off. Buckets idle for ten minutes are forgotten, so memory is bounded
-// by the clients of the last ten minutes.
-func RateLimit(perMinute int) Middleware {
-	if perMinute <= 0 {
+// DefaultMaxBuckets caps the per-address buckets a limiter keeps: about
+// 150 bytes each, so the cap holds a limiter under 10 MB however many
+// addresses (or forged ones) arrive; past it the least recently seen
+// address is forgotten.
+const DefaultMaxBuckets = 50_000
+
+// Limit is a per-client-address rate limit (token bucket).
+type Limit struct {
+	// PerMinute is the sustained rate per address; <= 0 turns the limit off.
+	PerMinute int
+	// Burst is how many requests may come at once; 0 means a tenth of
+	// PerMinute, at least 1.
+	Burst int
+	// Proxies says whose X-Forwarded-For names the client (nil: nobody's).
+	Proxies *Proxies
+	// MaxBuckets caps the addresses remembered; 0 means DefaultMaxBuckets.
+	MaxBuckets int
+}
+
+// RateLimit returns a Middleware that allows each client address (see
+// Proxies.ClientKey) perMinute requests a minute on average, in bursts of up
+// to a tenth of that, answering 429 with Retry-After beyond it. perMinute <=
+// 0 turns the limit off.
+func RateLimit(perMinute int, proxies *Proxies) Middleware {
+	return Limit{PerMinute: perMinute, Proxies: proxies}.Middleware()
+}
+
+// Middleware returns the limit as a Middleware (Open when it is off).
+func (l Limit) Middleware() Middleware {
+	check := l.Check()
+	if check == nil {
 		return Open
-	}
-	l := &limiter{
-		every:   rate.Limit(float64(perMinute) / 60),
-		burst:   max(1, perMinute/10),
-		buckets: map[string]*bucket{},
 	}
 	return func(next http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if wait, ok := l.allow(clientIP(r), time.Now()); !ok {
+			if wait, ok := check(r); !ok {
 				w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
 				WriteProblem(w, r, NewProblem(http.StatusTooManyRequests, "Too many requests from your address; try again after Retry-After seconds."))
 				return
@@ -106,39 +127,42 @@ func RateLimit(perMinute int) Middleware {
 	}
 }
 
-type limiter struct {
-	every rate.Limit
-	burst int
-
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	swept   time.Time
-}
-
-type bucket struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-// allow takes a token from ip's bucket, or says how long until one is free.
-func (l *limiter) allow(ip string, now time.Time) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.swept) > time.Minute {
-		for k, b := range l.buckets {
-			if now.Sub(b.seen) > 10*time.Minute {
-				delete(l.buckets, k)
+// Check returns the limit as a function that takes a token from r's bucket
+// or says how long until one is free; nil when the limit is off. Callers
+// that answer with a page rather than a problem use it directly.
+func (l Limit) Check() func(r *http.Request) (time.Duration, bool) {
+	if l.PerMinute <= 0 {
+		return nil
+	}
+	burst := l.Burst
+	if burst <= 0 {
+		burst = max(1, l.PerMinute/10)
+	}
+	size := l.MaxBuckets
+	if size <= 0 {
+		size = DefaultMaxBuckets
+	}
+	buckets, err := lru.New[string, *rate.Limiter](size)
+	if err != nil { // only for a size < 1, excluded above
+		panic(err)
+	}
+	every := rate.Limit(float64(l.PerMinute) / 60)
+	return func(r *http.Request) (time.Duration, bool) {
+		key := l.Proxies.ClientKey(r)
+		lim, ok := buckets.Get(key)
+		if !ok {
+			lim = rate.NewLimiter(every, burst)
+			if prev, found, _ := buckets.PeekOrAdd(key, lim); found {
+				lim = prev
 			}
 		}
-		l.swept = now
+		return reserve(lim, time.Now())
 	}
-	b := l.buckets[ip]
-	if b == nil {
-		b = &bucket{lim: rate.NewLimiter(l.every, l.burst)}
-		l.buckets[ip] = b
-	}
-	b.seen = now
-	res := b.lim.ReserveN(now, 1)
+}
+
+// reserve takes a token from lim at now, or says how long until one is free.
+func reserve(lim *rate.Limiter, now time.Time) (time.Duration, bool) {
+	res := lim.ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)
 		return d, false
@@ -146,30 +170,14 @@ func (l *limiter) allow(ip string, now time.Time) (time.Duration, bool) {
 	return 0, true
 }
 
-// clientIP is the address a request comes from: the connection's peer,
-// unless that peer is on this machine (the web front end, or a reverse proxy
-// beside the service) and names the client in X-Forwarded-For, whose last
-// entry it added. A remote peer's forwarding headers are not trusted: anyone
-// can send them.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+// Global returns a check allowing perMinute requests a minute in all (bursts
+// of a tenth of that), whoever sends them: the ceiling over every address
+// for something an attacker could spread over many, such as sign-in
+// attempts. perMinute <= 0 returns nil (no ceiling).
+func Global(perMinute int) func() (time.Duration, bool) {
+	if perMinute <= 0 {
+		return nil
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		if fwd := r.Header.Values("X-Forwarded-For"); len(fwd) > 0 {
-			last := fwd[len(fwd)-1]
-			if i := strings.LastIndexByte(last, ','); i >= 0 {
-				last = last[i+1:]
-			}
-			if f := net.ParseIP(strings.TrimSpace(last)); f != nil {
-				return f.String()
-			}
-		}
-	}
-	return host
+	lim := rate.NewLimiter(rate.Limit(float64(perMinute)/60), max(1, perMinute/10))
+	return func() (time.Duration, bool) { return reserve(lim, time.Now()) }
 }
-
-// ClientIP is clientIP for other packages: the web front end passes it on
-// in X-Forwarded-For, so the APIs limit each browser, not the front end.
-func ClientIP(r *http.Request) string { return clientIP(r) }

@@ -6,9 +6,12 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
+	"unicode/utf8"
 
 	"blog/internal/fault"
 )
@@ -24,8 +27,9 @@ type Problem struct {
 	Errors   []FieldError `json:"errors,omitempty"`
 }
 
-// FieldError names one invalid part of a request: a JSON pointer into the
-// body ("#/title") or a query parameter ("?limit"), and what is wrong with it.
+// FieldError names one invalid part of a request, by an RFC 6901 JSON
+// Pointer in URI fragment form: to a body member ("#/title"), a query
+// parameter ("#/limit") or a path parameter ("#/id"); and what is wrong.
 type FieldError struct {
 	Pointer string `json:"pointer"`
 	Detail  string `json:"detail"`
@@ -68,10 +72,31 @@ func Invalid(fields map[string]string) error {
 	return p
 }
 
-// WriteProblem sends p as application/problem+json.
+// Problem size limits: however many fields or query parameters a request
+// gets wrong, and however long their names, its problem document stays a
+// few kilobytes (6,000 unknown query parameters once made one of 377 KB).
+const (
+	// MaxFieldErrors is how many field errors a problem lists; the rest are
+	// counted in its detail.
+	MaxFieldErrors = 20
+	// maxProblemText bounds a pointer, detail or instance, in bytes.
+	maxProblemText = 200
+)
+
+// WriteProblem sends p as application/problem+json, within the size
+// limits above.
 func WriteProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	if p.Instance == "" && r != nil {
 		p.Instance = r.URL.Path
+	}
+	p.Instance = clip(p.Instance, maxProblemText)
+	if n := len(p.Errors); n > MaxFieldErrors {
+		p.Errors = p.Errors[:MaxFieldErrors]
+		p.Detail = fmt.Sprintf("See errors for what to change (the first %d of %d).", MaxFieldErrors, n)
+	}
+	for i := range p.Errors {
+		p.Errors[i].Pointer = clip(p.Errors[i].Pointer, maxProblemText)
+		p.Errors[i].Detail = clip(p.Errors[i].Detail, maxProblemText)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -80,14 +105,21 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 }
 
 // WriteError answers with the problem that err stands for. This is the one
-// place where domain errors become status codes: a *Problem is sent as is, a
-// domain error (package fault) by its kind with its client-safe message, and
+// place where domain errors become status codes: a *Problem is sent as is,
+// a validation error (fault.Fields) as the validation problem Invalid
+// builds, another domain error (package fault) by its kind with its
+// client-safe message, and
 // anything else is logged and answered with a bare 500 whose text reveals
 // nothing of the cause.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var p *Problem
 	if errors.As(err, &p) {
 		WriteProblem(w, r, p)
+		return
+	}
+	var fields fault.Fields
+	if errors.As(err, &fields) {
+		WriteProblem(w, r, Invalid(fields).(*Problem))
 		return
 	}
 	status := http.StatusInternalServerError
@@ -112,4 +144,17 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// clip shortens s to at most n bytes, on a character boundary, marking the
+// cut with an ellipsis.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(s[:cut], "") + "…"
 }

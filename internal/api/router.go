@@ -6,10 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"time"
 
+	"blog/internal/fault"
 	"blog/internal/page"
 )
 
@@ -140,18 +140,17 @@ func (d discard) Header() http.Header         { return d.h }
 func (d discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d discard) WriteHeader(int)             {}
 
-var objectID = regexp.MustCompile(`^[0-9a-f]{24}$`)
-
 // ValidID reports whether s is a 24-hex ObjectID string, the only id shape
-// this API accepts; anything else is a 400 before any store is asked.
-func ValidID(s string) bool { return objectID.MatchString(s) }
+// this API accepts (fault.ValidID); anything else is a 400 before any store
+// is asked.
+func ValidID(s string) bool { return fault.ValidID(s) }
 
 // PathID returns the named path value if it is a valid id, or a 400 problem
 // naming the parameter.
 func PathID(r *http.Request, name string) (string, error) {
 	id := r.PathValue(name)
 	if !ValidID(id) {
-		return "", Invalid(map[string]string{"/" + name: "must be a 24-character hexadecimal ObjectID"})
+		return "", Invalid(map[string]string{"#/" + name: "must be a 24-character hexadecimal ObjectID"})
 	}
 	return id, nil
 }
@@ -164,14 +163,14 @@ func PageQuery(r *http.Request) (page.Query, error) {
 	for k, v := range vals {
 		switch {
 		case k != "limit" && k != "after":
-			problems["?"+k] = "is not a known query parameter"
+			problems["#/"+k] = "is not a known query parameter"
 		case len(v) > 1:
-			problems["?"+k] = "must be given once"
+			problems["#/"+k] = "must be given once"
 		}
 	}
 	q, ps := page.Parse(vals.Get("limit"), vals.Get("after"))
 	for k, v := range ps {
-		problems["?"+k] = v
+		problems["#/"+k] = v
 	}
 	if err := Invalid(problems); err != nil {
 		return page.Query{}, err

@@ -114,7 +114,10 @@ type Stream[T any] interface {
 	// Next blocks until there are events, or a quiet interval has passed
 	// (then it returns an empty batch whose Token may have advanced), or ctx
 	// ends. Any error other than ctx's ends the stream; the consumer reopens
-	// it from its checkpoint.
+	// it from its checkpoint, except after an error wrapping ErrHistoryLost
+	// (a dropped, renamed or invalidated collection, a pruned log), which
+	// the checkpoint would only meet again: then it rebuilds its read model
+	// and continues from the feed's head, as when Open fails.
 	Next(ctx context.Context) (Batch[T], error)
 	// Close releases the stream's resources.
 	Close(ctx context.Context) error
@@ -164,8 +167,12 @@ type Rebuilder interface {
 	Rebuild(ctx context.Context, consumer string, at Token, fence int64) error
 	// RebuildTarget returns the at of a rebuild that was interrupted (a
 	// crash mid-way), or nil. The consumer resumes towards that same
-	// position, because chunks done before the crash are only complete
-	// together with the changes the feed delivers after it.
+	// position while the feed still holds it, because chunks done before
+	// the crash are only complete together with the changes the feed
+	// delivers after it; Rebuild then continues after the chunks done.
+	// When the feed has lost that position too, the consumer rebuilds
+	// towards its head instead, and a Rebuild called with an at other than
+	// the interrupted one's starts over.
 	RebuildTarget(ctx context.Context, consumer string) (Token, error)
 }
 
@@ -176,6 +183,47 @@ type DeadLetterer[T any] interface {
 	// and saves ev.Token as the consumer's checkpoint, in one transaction.
 	DeadLetter(ctx context.Context, consumer string, ev Event[T], reason string, fence int64) error
 }
+
+// DeadLetter is an event a consumer parked, as an operator sees it
+// (`blog deadletters`). Every adapter lists its parked events in this one
+// shape.
+type DeadLetter struct {
+	// ID names the record for RetryDeadLetter: opaque, unique per store.
+	ID       string
+	Consumer string
+	Op       Op
+	// Key is the changed document's _id (the event's Key).
+	Key string
+	// Doc is the event's document as the store holds it (JSON in the
+	// embedded store, BSON in MongoDB), so a malformed one shows as it was
+	// written; nil for a delete, or when it was gone when parked.
+	Doc []byte
+	// Reason is why it could not be applied: the last error.
+	Reason string
+	// Token is the event's position in its feed.
+	Token Token
+	// At is when it was parked.
+	At time.Time
+}
+
+// DeadLetterStore is a DeadLetterer whose parked events an operator can
+// list and apply again once the cause is mended.
+type DeadLetterStore interface {
+	// DeadLetters returns the events the named consumer has parked,
+	// oldest first.
+	DeadLetters(ctx context.Context, consumer string) ([]DeadLetter, error)
+	// RetryDeadLetter applies the named consumer's parked event id again,
+	// from the source document as it is now (the operator may have mended
+	// it: a document that exists is applied as an update, one that is gone
+	// as a delete), and removes the record once that succeeds. It leaves
+	// the consumer's checkpoint alone. It returns ErrNoDeadLetter for an
+	// unknown id, and the rule's error (the record kept) when the event
+	// still cannot be applied.
+	RetryDeadLetter(ctx context.Context, consumer, id string) error
+}
+
+// ErrNoDeadLetter: no parked event has the given id for that consumer.
+var ErrNoDeadLetter = errors.New("changes: no such dead letter")
 
 // Leaser keeps leases with fencing tokens in the database, so that of
 // several replicas exactly one consumes a feed at a time.

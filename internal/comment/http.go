@@ -1,6 +1,7 @@
 package comment
 
 import (
+	"context"
 	_ "embed"
 	"log/slog"
 	"net/http"
@@ -9,10 +10,14 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
+	"blog/internal/fault"
+	"blog/internal/page"
 )
 
-// MaxTextBytes limits a comment's text, documented in the README and the API.
-const MaxTextBytes = 10 << 10
+// MaxTextChars limits a comment's text, in characters (Unicode code
+// points), the unit of every limit in the API, its OpenAPI document, the
+// web form and the README.
+const MaxTextChars = 10_000
 
 // OpenAPI is the service's OpenAPI 3.1 document, served at /openapi.json
 // and held against the registered routes by a test.
@@ -30,16 +35,32 @@ type Handler struct {
 	// Auth guards edits and deletes (nil: none). Creating a comment stays
 	// public, as on any blog, and is guarded by Throttle (nil: unlimited).
 	Auth, Throttle api.Middleware
+	// Idempotency replays the answer to a retried POST /comments that
+	// carries an Idempotency-Key (nil: the header is ignored).
+	Idempotency api.Middleware
+	// ListBytes is the byte budget of a GET /comments/{postId} page; 0
+	// means api.DefaultListBytes.
+	ListBytes int
+	// PostExists reports whether a post exists (nil error) or not
+	// (ErrPostNotFound), so that listing the comments of a post that does
+	// not exist answers 404, as creating one on it does. It is asked only
+	// when a listing comes back empty, so a busy post costs nothing more.
+	// Nil: an unknown post lists as empty (the seed's behaviour).
+	PostExists func(ctx context.Context, postID string) error
 }
 
-// Register adds the comments routes to rt. GET /comments/{postId} is the
-// seed's route and lists a post's comments; PATCH and DELETE address one
-// comment by its own id.
+// Register adds the comments routes to rt. GET /comments/{id} is the
+// seed's GET /comments/:postId and lists the comments of the post {id};
+// PATCH and DELETE on the same path address one comment by its own id.
+// OpenAPI forbids two templates of one shape (/comments/{postId} beside
+// /comments/{id}), so the three share one and the document says, per
+// operation, what the id names.
 func (h *Handler) Register(rt *api.Router) {
-	rt.HandleFunc("POST /comments", h.Throttle.Wrap(h.create))
-	rt.HandleFunc("GET /comments/{postId}", h.list)
-	rt.HandleFunc("PATCH /comments/{id}", h.Auth.Wrap(h.update))
-	rt.HandleFunc("DELETE /comments/{id}", h.Auth.Wrap(h.delete))
+	// A replayed answer costs no rate-limit token: idempotency goes first.
+	rt.HandleFunc("POST /comments", h.Idempotency.Wrap(h.Throttle.Wrap(api.Errors(h.Log, h.create))))
+	rt.HandleFunc("GET /comments/{id}", api.Errors(h.Log, h.list))
+	rt.HandleFunc("PATCH /comments/{id}", h.Auth.Wrap(api.Errors(h.Log, h.update)))
+	rt.HandleFunc("DELETE /comments/{id}", h.Auth.Wrap(api.Errors(h.Log, h.delete)))
 }
 
 func (h *Handler) now() time.Time { return api.Now(h.Now) }
@@ -52,12 +73,10 @@ type NewComment struct {
 
 // Validate returns a validation problem listing every invalid field, or nil.
 func (n NewComment) Validate() error {
-	problems := map[string]string{}
-	if !api.ValidID(n.PostID) {
-		problems["#/postId"] = "must be a 24-character hexadecimal ObjectID"
-	}
-	api.CheckText(problems, "#/text", n.Text, 0, MaxTextBytes)
-	return api.Invalid(problems)
+	problems := fault.Fields{}
+	problems.CheckID("#/postId", n.PostID)
+	problems.CheckText("#/text", n.Text, MaxTextChars, 0)
+	return problems.Err()
 }
 
 // PatchComment is the body of PATCH /comments/{id}.
@@ -67,77 +86,73 @@ type PatchComment struct {
 
 // Validate checks that text is present and acceptable.
 func (p PatchComment) Validate() error {
-	problems := map[string]string{}
+	problems := fault.Fields{}
 	if p.Text == nil {
 		problems["#/text"] = "is required and must not be blank"
 	} else {
-		api.CheckText(problems, "#/text", *p.Text, 0, MaxTextBytes)
+		problems.CheckText("#/text", *p.Text, MaxTextChars, 0)
 	}
-	return api.Invalid(problems)
+	return problems.Err()
 }
 
-func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	in, err := api.DecodeValid[NewComment](w, r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	c := Comment{ID: bson.NewObjectID().Hex(), PostID: in.PostID, Text: in.Text, CreatedAt: h.now()}
 	if err := h.Store.Create(r.Context(), c); err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/comments/"+c.PostID)
 	api.WriteJSON(w, http.StatusCreated, c)
+	return nil
 }
 
-func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	postID, err := api.PathID(r, "postId")
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
+	postID, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	q, err := api.PageQuery(r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
-	cs, err := h.Store.ListByPost(r.Context(), postID, api.Fetch(q))
-	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+	fetch := func(ctx context.Context, q page.Query) ([]Comment, error) {
+		cs, err := h.Store.ListByPost(ctx, postID, q)
+		if err == nil && len(cs) == 0 && h.PostExists != nil {
+			err = h.PostExists(ctx, postID)
+		}
+		return cs, err
 	}
-	api.WritePage(w, r, q, cs, Comment.Cursor)
+	return api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Comment.Cursor)
 }
 
-func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	in, err := api.DecodeValid[PatchComment](w, r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	c, err := h.Store.Update(r.Context(), id, *in.Text, h.now())
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	api.WriteJSON(w, http.StatusOK, c)
+	return nil
 }
 
-func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	if _, err := h.Store.Delete(r.Context(), id); err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

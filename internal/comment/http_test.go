@@ -1,7 +1,9 @@
 package comment_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +26,13 @@ import (
 // the id of one existing post to comment on.
 func newServer(t testing.TB) (*httptest.Server, string) {
 	t.Helper()
+	srv, postID, _ := newServerDB(t)
+	return srv, postID
+}
+
+// newServerDB is newServer that also returns the store, to set up posts.
+func newServerDB(t testing.TB) (*httptest.Server, string, *sqlite.DB) {
+	t.Helper()
 	db, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -35,10 +44,56 @@ func newServer(t testing.TB) (*httptest.Server, string) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	rt := api.NewRouter(log)
-	(&comment.Handler{Store: db.Comments(), Log: log}).Register(rt)
+	(&comment.Handler{Store: db.Comments(), Log: log, PostExists: postExists(db.Posts()), Idempotency: (&api.IdempotencyKeys{}).Middleware()}).Register(rt)
 	srv := httptest.NewServer(rt)
 	t.Cleanup(srv.Close)
-	return srv, postID
+	return srv, postID, db
+}
+
+// postExists is how cmd/blog wires Handler.PostExists to the posts store.
+func postExists(ps post.Store) func(context.Context, string) error {
+	return func(ctx context.Context, id string) error {
+		if _, err := ps.Get(ctx, id); err != nil {
+			if errors.Is(err, post.ErrNotFound) {
+				return comment.ErrPostNotFound
+			}
+			return err
+		}
+		return nil
+	}
+}
+
+// TestListUnknownPost: listing the comments of a post that does not exist
+// answers 404 like creating one on it does, while a post that exists but
+// has no comments lists as an empty array.
+func TestListUnknownPost(t *testing.T) {
+	srv, _, db := newServerDB(t)
+	empty := bson.NewObjectID().Hex()
+	if err := db.Posts().Create(t.Context(), post.Post{ID: empty, Title: "t", Content: "c", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		status     int
+		body       string
+	}{
+		{name: "list-404-unknown-post", path: "/comments/672a2b5ab2c87aa17bd7b49b", status: 404},
+		{name: "list-200-post-without-comments", path: "/comments/" + empty, status: 200, body: "[]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(t, srv, "GET", tt.path, "")
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			if tt.body != "" && strings.TrimSpace(string(r.body)) != tt.body {
+				t.Fatalf("body %s, want %s", r.body, tt.body)
+			}
+			if tt.status == 404 && r.header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("404 is not a problem: %s", r.header.Get("Content-Type"))
+			}
+		})
+	}
 }
 
 type response struct {
@@ -89,7 +144,7 @@ func TestCreate(t *testing.T) {
 		{name: "create-404-unknown-post", body: `{"postId":"672a2b5ab2c87aa17bd7b49b","text":"hello"}`, status: 404},
 		{name: "create-400-missing-text", body: `{"postId":"` + postID + `"}`, status: 400, pointer: "#/text"},
 		{name: "create-400-blank-text", body: `{"postId":"` + postID + `","text":"\n "}`, status: 400, pointer: "#/text"},
-		{name: "create-400-text-too-long", body: `{"postId":"` + postID + `","text":"` + strings.Repeat("x", comment.MaxTextBytes+1) + `"}`, status: 400, pointer: "#/text"},
+		{name: "create-400-text-too-long", body: `{"postId":"` + postID + `","text":"` + strings.Repeat("字", comment.MaxTextChars+1) + `"}`, status: 400, pointer: "#/text"},
 		{name: "create-400-missing-postId", body: `{"text":"hi"}`, status: 400, pointer: "#/postId"},
 		{name: "create-400-bad-postId", body: `{"postId":"123","text":"hi"}`, status: 400, pointer: "#/postId"},
 		{name: "create-400-uppercase-postId", body: `{"postId":"` + strings.ToUpper(postID) + `","text":"hi"}`, status: 400, pointer: "#/postId"},
@@ -160,7 +215,6 @@ func TestListUpdateDelete(t *testing.T) {
 		name, method, path, body string
 		status                   int
 	}{
-		{name: "list-200-unknown-post-empty", method: "GET", path: "/comments/672a2b5ab2c87aa17bd7b49b", status: 200},
 		{name: "list-400-bad-id", method: "GET", path: "/comments/xyz", status: 400},
 		{name: "patch-200", method: "PATCH", path: "/comments/" + ids[0], body: `{"text":"edited"}`, status: 200},
 		{name: "patch-400-blank", method: "PATCH", path: "/comments/" + ids[0], body: `{"text":""}`, status: 400},
@@ -183,5 +237,37 @@ func TestListUpdateDelete(t *testing.T) {
 	_ = json.Unmarshal(do(t, srv, "GET", "/comments/"+postID, "").body, &cs)
 	if len(cs) != 4 || cs[0].Text != "edited" || cs[0].UpdatedAt == nil {
 		t.Fatalf("after edit and delete: %+v", cs)
+	}
+}
+
+// TestCreateIdempotencyKey: a client retrying POST /comments with the same
+// Idempotency-Key after a lost response gets the first comment back and
+// stores no second one; the key with another body is refused.
+func TestCreateIdempotencyKey(t *testing.T) {
+	srv, postID := newServer(t)
+	body := fmt.Sprintf(`{"postId":%q,"text":"once"}`, postID)
+	send := func(body string) response {
+		req, _ := http.NewRequest("POST", srv.URL+"/comments", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", `"retry-1"`)
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return response{res.StatusCode, res.Header, b}
+	}
+	first, second := send(body), send(body)
+	if first.status != 201 || second.status != 201 || string(first.body) != string(second.body) {
+		t.Fatalf("first %d %s, retry %d %s: want the same 201", first.status, first.body, second.status, second.body)
+	}
+	if other := send(fmt.Sprintf(`{"postId":%q,"text":"another"}`, postID)); other.status != 422 {
+		t.Fatalf("same key, other body: %d %s, want 422", other.status, other.body)
+	}
+	var cs []comment.Comment
+	_ = json.Unmarshal(do(t, srv, "GET", "/comments/"+postID, "").body, &cs)
+	if len(cs) != 1 {
+		t.Fatalf("stored %d comments, want 1", len(cs))
 	}
 }

@@ -29,12 +29,16 @@ func (e *Error) Error() string { return e.Msg }
 // New returns a sentinel domain error of the given kind.
 func New(k Kind, msg string) error { return &Error{Kind: k, Msg: msg} }
 
-// KindOf returns the kind of the first domain error in err's chain, or
-// Internal when there is none.
+// KindOf returns the kind of the first domain error in err's chain (Invalid
+// for Fields), or Internal when there is none.
 func KindOf(err error) Kind {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Kind
+	}
+	var f Fields
+	if errors.As(err, &f) {
+		return Invalid
 	}
 	return Internal
 }

@@ -75,6 +75,10 @@ type request struct {
 	txnNumber int64
 	hasTxnNum bool
 	inTxn     bool // autocommit:false
+	// txn is the session's transaction as it was when the command began: a
+	// client that gave up on a command may abort the transaction from
+	// another connection while it still runs.
+	txn *lungo.Transaction
 }
 
 func (r *request) val(key string) (bson.RawValue, bool) {
@@ -224,6 +228,7 @@ func (s *Server) commands() map[string]command {
 		"abortTransaction":   {fn: s.abortTransaction, fields: []string{"recoveryToken"}, inTxn: true},
 		"configureFailPoint": {fn: s.configureFailPoint, fields: []string{"mode", "data"}, admin: true},
 		"replSetInitiate":    {fn: s.replSetInitiate, any: true},
+		"renameCollection":   {fn: s.renameCollection, fields: []string{"to", "dropTarget"}},
 	}
 }
 
@@ -534,15 +539,13 @@ func lungoErr(err error) error {
 // own committed when fn returns no error.
 func (s *Server) write(r *request, fn func(txn *lungo.Transaction) (bson.D, error)) (bson.D, error) {
 	if r.inTxn {
-		d, err := fn(r.sess.txn)
+		r.sess.use.Lock()
+		d, err := fn(r.txn)
+		r.sess.use.Unlock()
 		if err != nil {
-			// A failed write aborts a transaction, as on a server.
-			r.sess.abort()
-			var ce *cmdError
-			if errors.As(lungoErr(err), &ce) {
-				ce.Labels = append(ce.Labels, "TransientTransactionError")
-				return nil, ce
-			}
+			// A failed write aborts a transaction, as on a server; the
+			// error keeps its own labels (a duplicate key is not transient).
+			r.sess.abortTxn(r.txn)
 		}
 		return d, lungoErr(err)
 	}
@@ -564,7 +567,9 @@ func (s *Server) write(r *request, fn func(txn *lungo.Transaction) (bson.D, erro
 // read runs fn on the request's transaction or on a snapshot.
 func (s *Server) read(r *request, fn func(txn *lungo.Transaction) (bson.D, error)) (bson.D, error) {
 	if r.inTxn {
-		d, err := fn(r.sess.txn)
+		r.sess.use.Lock()
+		d, err := fn(r.txn)
+		r.sess.use.Unlock()
 		return d, lungoErr(err)
 	}
 	txn, err := s.engine.Begin(r.ctx, false)
@@ -657,47 +662,11 @@ func (s *Server) update(r *request) (bson.D, error) {
 		return nil, err
 	}
 	ordered := !r.hasField("ordered") || r.flag("ordered")
-	type stmt struct {
-		q, u          bsonkit.Doc
-		multi, upsert bool
-		af            bsonkit.List
-	}
-	stmts := make([]stmt, 0, len(ups))
+	stmts := make([]updateStmt, 0, len(ups))
 	for _, up := range ups {
-		var st stmt
-		for _, el := range mustElements(up) {
-			switch el.Key() {
-			case "q", "u", "multi", "upsert", "arrayFilters", "hint":
-			default:
-				return nil, unsupported("the %q field of an update statement", el.Key())
-			}
-		}
-		if up.Lookup("u").Type == bson.TypeArray {
-			return nil, unsupported("updates with an aggregation pipeline")
-		}
-		q, _ := up.Lookup("q").DocumentOK()
-		u, _ := up.Lookup("u").DocumentOK()
-		if st.q, err = kit(q); err != nil {
+		st, err := parseUpdate(up)
+		if err != nil {
 			return nil, err
-		}
-		if st.u, err = kit(u); err != nil {
-			return nil, err
-		}
-		st.multi, _ = up.Lookup("multi").BooleanOK()
-		st.upsert, _ = up.Lookup("upsert").BooleanOK()
-		if af, ok := up.Lookup("arrayFilters").ArrayOK(); ok {
-			var w struct {
-				V []v1bson.D `bson:"v"`
-			}
-			if err := v1bson.Unmarshal(wrapArray(bson.Raw(af)), &w); err != nil {
-				return nil, badValue("arrayFilters: %v", err)
-			}
-			for i := range w.V {
-				st.af = append(st.af, &w.V[i])
-			}
-		}
-		if st.multi && !isOperatorUpdate(st.u) {
-			return nil, badValue("multi update is not supported for replacement-style update")
 		}
 		stmts = append(stmts, st)
 	}
@@ -733,6 +702,52 @@ func (s *Server) update(r *request) (bson.D, error) {
 		}
 		return writeReply(r, n, nMod, upserted, werrs)
 	})
+}
+
+// updateStmt is one statement of an update command.
+type updateStmt struct {
+	q, u          bsonkit.Doc
+	multi, upsert bool
+	af            bsonkit.List
+}
+
+// parseUpdate reads one statement of an update command's updates array.
+func parseUpdate(up bson.Raw) (st updateStmt, err error) {
+	for _, el := range mustElements(up) {
+		switch el.Key() {
+		case "q", "u", "multi", "upsert", "arrayFilters", "hint":
+		default:
+			return st, unsupported("the %q field of an update statement", el.Key())
+		}
+	}
+	if up.Lookup("u").Type == bson.TypeArray {
+		return st, unsupported("updates with an aggregation pipeline")
+	}
+	q, _ := up.Lookup("q").DocumentOK()
+	u, _ := up.Lookup("u").DocumentOK()
+	if st.q, err = kit(q); err != nil {
+		return st, err
+	}
+	if st.u, err = kit(u); err != nil {
+		return st, err
+	}
+	st.multi, _ = up.Lookup("multi").BooleanOK()
+	st.upsert, _ = up.Lookup("upsert").BooleanOK()
+	if af, ok := up.Lookup("arrayFilters").ArrayOK(); ok {
+		var w struct {
+			V []v1bson.D `bson:"v"`
+		}
+		if err := v1bson.Unmarshal(wrapArray(bson.Raw(af)), &w); err != nil {
+			return st, badValue("arrayFilters: %v", err)
+		}
+		for i := range w.V {
+			st.af = append(st.af, &w.V[i])
+		}
+	}
+	if st.multi && !isOperatorUpdate(st.u) {
+		return st, badValue("multi update is not supported for replacement-style update")
+	}
+	return st, nil
 }
 
 func wrapArray(arr bson.Raw) []byte {
@@ -849,23 +864,7 @@ func (s *Server) findAndModify(r *request) (bson.D, error) {
 			if err != nil {
 				return nil, err
 			}
-			switch {
-			case res.Upserted != nil:
-				up := raw(res.Upserted)
-				leo = append(leo, bson.E{Key: "n", Value: int32(1)}, bson.E{Key: "updatedExisting", Value: false},
-					bson.E{Key: "upserted", Value: up.Lookup("_id")})
-				if returnNew {
-					value = up
-				}
-			case len(res.Matched) > 0:
-				leo = append(leo, bson.E{Key: "n", Value: int32(1)}, bson.E{Key: "updatedExisting", Value: true})
-				value = raw(res.Matched[0])
-				if returnNew && len(res.Modified) > 0 {
-					value = raw(res.Modified[0])
-				}
-			default:
-				leo = append(leo, bson.E{Key: "n", Value: int32(0)}, bson.E{Key: "updatedExisting", Value: false})
-			}
+			leo, value = modified(res, returnNew)
 		}
 		return bson.D{{Key: "lastErrorObject", Value: leo}, {Key: "value", Value: value}}, nil
 	})
@@ -939,6 +938,48 @@ func (s *Server) count(r *request) (bson.D, error) {
 // aggregate runs $changeStream pipelines and the plain pipelines the
 // driver's helpers send (countDocuments): an optional $match, $sort, $skip
 // and $limit, in that order, then optionally a $group counting them.
+// modified is findAndModify's answer to an update or replacement: its
+// lastErrorObject and the document before (or, with returnNew, after) it.
+func modified(res *lungo.Result, returnNew bool) (leo bson.D, value any) {
+	switch {
+	case res.Upserted != nil:
+		up := raw(res.Upserted)
+		leo = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: false},
+			{Key: "upserted", Value: up.Lookup("_id")}}
+		if returnNew {
+			value = up
+		}
+	case len(res.Matched) > 0:
+		leo = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: true}}
+		value = raw(res.Matched[0])
+		if returnNew && len(res.Modified) > 0 {
+			value = raw(res.Modified[0])
+		}
+	default:
+		leo = bson.D{{Key: "n", Value: int32(0)}, {Key: "updatedExisting", Value: false}}
+	}
+	return leo, value
+}
+
+// countGroup reads the one $group stage aggregate supports, {_id:
+// <constant>, <field>: {$sum: 1}}, and returns the field's name.
+func countGroup(v bson.RawValue) (string, error) {
+	d, _ := v.DocumentOK()
+	els := mustElements(d)
+	ok := len(els) == 2 && els[0].Key() == "_id"
+	var group string
+	if ok {
+		sum, isDoc := els[1].Value().DocumentOK()
+		n, isNum := number(sum.Lookup("$sum"))
+		ok = isDoc && isNum && n == 1 && len(mustElements(sum)) == 1 && els[0].Value().Type != bson.TypeString
+		group = els[1].Key()
+	}
+	if !ok {
+		return "", unsupported("$group other than {_id: <constant>, <field>: {$sum: 1}}")
+	}
+	return group, nil
+}
+
 func (s *Server) aggregate(r *request) (bson.D, error) {
 	stages, err := r.docs("pipeline")
 	if err != nil {
@@ -983,17 +1024,8 @@ func (s *Server) aggregate(r *request) (bson.D, error) {
 		case "$limit":
 			limit, _ = number(v)
 		case "$group":
-			d, _ := v.DocumentOK()
-			els := mustElements(d)
-			ok := len(els) == 2 && els[0].Key() == "_id"
-			if ok {
-				sum, isDoc := els[1].Value().DocumentOK()
-				n, isNum := number(sum.Lookup("$sum"))
-				ok = isDoc && isNum && n == 1 && len(mustElements(sum)) == 1 && els[0].Value().Type != bson.TypeString
-				group = els[1].Key()
-			}
-			if !ok {
-				return nil, unsupported("$group other than {_id: <constant>, <field>: {$sum: 1}}")
+			if group, err = countGroup(v); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -1182,5 +1214,60 @@ func (s *Server) dropDatabase(r *request) (bson.D, error) {
 	}
 	return s.write(r, func(txn *lungo.Transaction) (bson.D, error) {
 		return bson.D{{Key: "dropped", Value: r.db}}, txn.Drop(lungo.Handle{r.db, ""})
+	})
+}
+
+// renameCollection moves a collection within a database, as the admin
+// command does: the documents and indexes move at once, a change stream on
+// the old name gets a rename event and is invalidated, and the new name's
+// watchers see no inserts.
+func (s *Server) renameCollection(r *request) (bson.D, error) {
+	if r.db != "admin" {
+		return nil, cmdErr(13, "Unauthorized", "renameCollection may only be run against the admin database.")
+	}
+	split := func(ns string) (lungo.Handle, bool) {
+		db, coll, ok := strings.Cut(ns, ".")
+		return lungo.Handle{db, coll}, ok && db != "" && coll != ""
+	}
+	from, ok1 := split(r.str("renameCollection"))
+	to, ok2 := split(r.str("to"))
+	if !ok1 || !ok2 {
+		return nil, badValue("renameCollection and to must be full namespaces (db.collection)")
+	}
+	if from[0] != to[0] {
+		return nil, unsupported("renaming a collection to another database")
+	}
+	dropTarget := r.flag("dropTarget")
+	return s.write(r, func(txn *lungo.Transaction) (bson.D, error) {
+		src := txn.Catalog().Namespaces[from]
+		if src == nil {
+			return nil, cmdErr(codeNamespaceNotFound, "NamespaceNotFound", "Source collection "+from.String()+" does not exist")
+		}
+		if txn.Catalog().Namespaces[to] != nil {
+			if !dropTarget {
+				return nil, cmdErr(codeNamespaceExists, "NamespaceExists", "Target collection "+to.String()+" exists")
+			}
+			if err := txn.Drop(to); err != nil {
+				return nil, err
+			}
+		}
+		moved := src.Clone()
+		// Drop clones the catalog and appends a drop event to its own copy
+		// of the oplog; that event, made in this transaction, becomes the
+		// rename event, and the moved collection joins the copy.
+		if err := txn.Drop(from); err != nil {
+			return nil, err
+		}
+		cat := txn.Catalog()
+		oplog := cat.Namespaces[lungo.Oplog].Documents.List
+		ev := oplog[len(oplog)-1]
+		for i := range *ev {
+			if (*ev)[i].Key == "operationType" {
+				(*ev)[i].Value = "rename"
+			}
+		}
+		*ev = append(*ev, v1bson.E{Key: "to", Value: v1bson.D{{Key: "db", Value: to[0]}, {Key: "coll", Value: to[1]}}})
+		cat.Namespaces[to] = moved
+		return bson.D{}, nil
 	})
 }

@@ -125,3 +125,51 @@ func TestFailCommandGetMoreCappedPositionLost(t *testing.T) {
 		t.Fatalf("stream error %v, want CappedPositionLost (136), which is not resumable", cs.Err())
 	}
 }
+
+// TestFailCommandModes checks alwaysOn, {skip: n} and off, and the count
+// configureFailPoint answers with (how often the fail point fired).
+func TestFailCommandModes(t *testing.T) {
+	t.Parallel()
+	c := connect(t, mongowire.Start(t))
+	ctx := ctxFor(t)
+	coll := c.Database("db").Collection("modes")
+	data := bson.D{{Key: "failCommands", Value: bson.A{"find"}}, {Key: "errorCode", Value: 2}}
+	configure := func(mode any) int32 {
+		t.Helper()
+		raw, err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "configureFailPoint", Value: "failCommand"},
+			{Key: "mode", Value: mode}, {Key: "data", Value: data}}).Raw()
+		if err != nil {
+			t.Fatalf("configureFailPoint %v: %v", mode, err)
+		}
+		return raw.Lookup("count").Int32()
+	}
+	fails := func() bool {
+		var se mongo.ServerError
+		err := coll.FindOne(ctx, bson.D{}).Err()
+		switch {
+		case err == nil || errors.Is(err, mongo.ErrNoDocuments):
+			return false
+		case !errors.As(err, &se) || !se.HasErrorCode(2):
+			t.Fatalf("find: %v, want code 2 or no fault", err)
+		}
+		return true
+	}
+	configure(bson.D{{Key: "skip", Value: 1}})
+	if got := []bool{fails(), fails(), fails()}; got[0] || !got[1] || !got[2] {
+		t.Fatalf("skip 1: failures %v, want [false true true]", got)
+	}
+	if n := configure("alwaysOn"); n != 2 {
+		t.Fatalf("count after skip 1 and three finds = %d, want 2", n)
+	}
+	for range 2 {
+		if !fails() {
+			t.Fatal("alwaysOn: a find succeeded")
+		}
+	}
+	if n := configure("off"); n != 2 {
+		t.Fatalf("count after two alwaysOn finds = %d, want 2", n)
+	}
+	if fails() {
+		t.Fatal("off: a find failed")
+	}
+}

@@ -220,8 +220,9 @@ func (s *Server) accept() {
 	}
 }
 
-// reap aborts transactions that outlived TransactionLifetime and forgets
-// cursors idle for ten minutes, as a server does.
+// reap aborts transactions that outlived TransactionLifetime, forgets
+// cursors idle for ten minutes and sessions idle for
+// logicalSessionTimeoutMinutes (30), as a server does.
 func (s *Server) reap() {
 	defer s.wg.Done()
 	t := time.NewTicker(100 * time.Millisecond)
@@ -235,7 +236,10 @@ func (s *Server) reap() {
 		now := time.Now()
 		s.mu.Lock()
 		sessions := make([]*session, 0, len(s.sessions))
-		for _, ss := range s.sessions {
+		for key, ss := range s.sessions {
+			if now.Sub(time.Unix(0, ss.used.Load())) > 30*time.Minute {
+				delete(s.sessions, key)
+			}
 			sessions = append(sessions, ss)
 		}
 		var idle []*cursor

@@ -296,3 +296,129 @@ func TestChangeStreamHistoryLost(t *testing.T) {
 		t.Fatalf("resume from a token no longer in the oplog: %v, want ChangeStreamHistoryLost (286)", err)
 	}
 }
+
+func TestRenameInvalidates(t *testing.T) {
+	t.Parallel()
+	c := connect(t, mongowire.Start(t))
+	ctx := ctxFor(t)
+	from := c.Database("db").Collection("from")
+	if _, err := from.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := from.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "x", Value: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := from.Watch(ctx, mongo.Pipeline{}, options.ChangeStream().SetMaxAwaitTime(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rename := bson.D{{Key: "renameCollection", Value: "db.from"}, {Key: "to", Value: "db.to"}}
+	if err := c.Database("admin").RunCommand(ctx, rename).Err(); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	var ops []string
+	for cs.Next(ctx) {
+		ops = append(ops, cs.Current.Lookup("operationType").StringValue())
+	}
+	if len(ops) != 2 || ops[0] != "rename" || ops[1] != "invalidate" {
+		t.Fatalf("events after rename %v (%v), want [rename invalidate]", ops, cs.Err())
+	}
+	to := c.Database("db").Collection("to")
+	if n, err := to.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+		t.Fatalf("renamed collection holds %d documents, %v; want 1", n, err)
+	}
+	if n, err := from.CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
+		t.Fatalf("old name holds %d documents, %v; want 0", n, err)
+	}
+	specs, err := to.Indexes().ListSpecifications(ctx)
+	if err != nil || len(specs) != 2 {
+		t.Fatalf("renamed collection's indexes %v, %v; want _id and x", specs, err)
+	}
+	var se mongo.ServerError
+	if err := c.Database("admin").RunCommand(ctx, rename).Err(); !errors.As(err, &se) || !se.HasErrorCode(26) {
+		t.Fatalf("renaming a missing collection: %v, want NamespaceNotFound (26)", err)
+	}
+}
+
+// TestTransactionWriteErrorAborts: a duplicate key inside a transaction
+// fails it for good (no TransientTransactionError, so no retry loop) and
+// its other writes are gone.
+func TestTransactionWriteErrorAborts(t *testing.T) {
+	t.Parallel()
+	c := connect(t, mongowire.Start(t))
+	ctx := ctxFor(t)
+	coll := c.Database("db").Collection("d")
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.StartSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.EndSession(ctx)
+	calls := 0
+	_, err = sess.WithTransaction(ctx, func(ctx context.Context) (any, error) {
+		calls++
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 2}}); err != nil {
+			return nil, err
+		}
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}})
+		return nil, err
+	})
+	if !mongo.IsDuplicateKeyError(err) || calls != 1 {
+		t.Fatalf("transaction with a duplicate key: %v after %d attempts, want a duplicate key error after 1", err, calls)
+	}
+	if n, err := coll.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+		t.Fatalf("%d documents after the failed transaction, %v; want 1", n, err)
+	}
+}
+
+// TestModes: a standalone refuses transactions and change streams as a real
+// one does; an uninitiated member refuses work until rs.initiate()
+// (replSetInitiate), after which it is a primary.
+func TestModes(t *testing.T) {
+	t.Parallel()
+	direct := func(t *testing.T, s *mongowire.Server) *mongo.Client {
+		c, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + s.Addr() + "/?directConnection=true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+		return c
+	}
+	t.Run("standalone", func(t *testing.T) {
+		t.Parallel()
+		c := direct(t, mongowire.StartServer(t, mongowire.Options{Mode: mongowire.Standalone}))
+		ctx := ctxFor(t)
+		coll := c.Database("db").Collection("s")
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "x", Value: 1}}); err != nil {
+			t.Fatalf("insert on a standalone: %v", err)
+		}
+		if _, err := coll.Watch(ctx, mongo.Pipeline{}); err == nil {
+			t.Fatal("a standalone opened a change stream")
+		}
+		var ce mongo.CommandError
+		err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "replSetInitiate", Value: bson.D{}}}).Err()
+		if !errors.As(err, &ce) || ce.Code != 76 {
+			t.Fatalf("rs.initiate() on a standalone: %v, want NoReplicationEnabled (76)", err)
+		}
+	})
+	t.Run("uninitiated", func(t *testing.T) {
+		t.Parallel()
+		s := mongowire.StartServer(t, mongowire.Options{Mode: mongowire.Uninitiated})
+		c := direct(t, s)
+		ctx := ctxFor(t)
+		coll := c.Database("db").Collection("u")
+		var ce mongo.CommandError
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "x", Value: 1}}); !errors.As(err, &ce) || ce.Code != 94 {
+			t.Fatalf("insert before rs.initiate(): %v, want NotYetInitialized (94)", err)
+		}
+		if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "replSetInitiate", Value: bson.D{}}}).Err(); err != nil {
+			t.Fatalf("rs.initiate(): %v", err)
+		}
+		rs := connect(t, s.URI())
+		if _, err := rs.Database("db").Collection("u").InsertOne(ctxFor(t), bson.D{{Key: "x", Value: 1}}); err != nil {
+			t.Fatalf("insert on the initiated replica set: %v", err)
+		}
+	})
+}

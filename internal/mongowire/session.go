@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/256dpi/lungo"
@@ -27,14 +28,20 @@ const (
 // session is a logical session (lsid): its transaction number and state,
 // and the lungo transaction of an active multi-document transaction.
 type session struct {
-	s        *Server
-	key      string
-	mu       sync.Mutex
+	s   *Server
+	key string
+	mu  sync.Mutex
+	// use is held while a command runs on the session's transaction, and
+	// by aborts from other goroutines (the reaper, a closed connection,
+	// endSessions), because a lungo transaction is not safe for concurrent
+	// use. Lock order: use, then mu.
+	use      sync.Mutex
 	number   int64
 	state    txnState
 	txn      *lungo.Transaction
 	started  time.Time
 	lastConn *conn
+	used     atomic.Int64 // unix nanoseconds of the last command, for the reaper
 }
 
 func (s *Server) session(key string) *session {
@@ -43,6 +50,7 @@ func (s *Server) session(key string) *session {
 	ss, ok := s.sessions[key]
 	if !ok {
 		ss = &session{s: s, key: key}
+		ss.used.Store(time.Now().UnixNano())
 		s.sessions[key] = ss
 	}
 	return ss
@@ -64,6 +72,7 @@ func (s *Server) bindSession(r *request, cmd command) error {
 		return badValue("lsid has no id")
 	}
 	r.sess = s.session(string(id.Value))
+	r.sess.used.Store(time.Now().UnixNano())
 	r.txnNumber, r.hasTxnNum = r.num("txnNumber")
 	if !r.hasField("autocommit") {
 		return nil
@@ -119,6 +128,7 @@ func (ss *session) enter(r *request) error {
 			return noSuchTransaction(n)
 		}
 		ss.txn, ss.state, ss.started, ss.lastConn = txn, txnActive, time.Now(), r.c
+		r.txn = txn
 		return nil
 	}
 	ss.mu.Lock()
@@ -131,6 +141,7 @@ func (ss *session) enter(r *request) error {
 		return noSuchTransaction(n)
 	}
 	ss.lastConn = r.c
+	r.txn = ss.txn
 	return nil
 }
 
@@ -145,13 +156,26 @@ func (ss *session) abortLocked() {
 	ss.txn = nil
 }
 
+// abortTxn aborts txn if it is still the session's active transaction.
+func (ss *session) abortTxn(txn *lungo.Transaction) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.txn == txn {
+		ss.abortLocked()
+	}
+}
+
 func (ss *session) abort() {
+	ss.use.Lock()
+	defer ss.use.Unlock()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.abortLocked()
 }
 
 func (ss *session) abortIfOlder(t time.Time) {
+	ss.use.Lock()
+	defer ss.use.Unlock()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.state == txnActive && ss.started.Before(t) {
@@ -160,6 +184,8 @@ func (ss *session) abortIfOlder(t time.Time) {
 }
 
 func (ss *session) abortIfLastOn(c *conn) {
+	ss.use.Lock()
+	defer ss.use.Unlock()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.state == txnActive && ss.lastConn == c {

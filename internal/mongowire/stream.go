@@ -47,87 +47,12 @@ func (s *Server) openStream(r *request, stages []bson.Raw) (bson.D, error) {
 		return nil, badValue("$changeStream takes a document")
 	}
 	st := &changeStream{h: h}
-	var resumeAfter, startAfter bsonkit.Doc
-	var startAt *v1Timestamp
-	for _, el := range mustElements(opts) {
-		v := el.Value()
-		switch el.Key() {
-		case "fullDocument":
-			switch v.StringValue() {
-			case "default":
-			case "updateLookup":
-				st.lookup = true
-			default:
-				return nil, unsupported("fullDocument %q", v.StringValue())
-			}
-		case "fullDocumentBeforeChange":
-			if v.StringValue() != "off" {
-				return nil, unsupported("fullDocumentBeforeChange %q", v.StringValue())
-			}
-		case "showExpandedEvents":
-			if b, _ := v.BooleanOK(); b {
-				return nil, unsupported("showExpandedEvents")
-			}
-		case "resumeAfter", "startAfter":
-			d, ok := v.DocumentOK()
-			if !ok {
-				return nil, cmdErr(codeInvalidResumeToken, "InvalidResumeToken", el.Key()+" must be a resume token document")
-			}
-			tok, inv, err := token(d)
-			if err != nil {
-				return nil, err
-			}
-			if el.Key() == "resumeAfter" {
-				if inv {
-					return nil, cmdErr(codeInvalidResumeToken, "InvalidResumeToken",
-						"Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate notification.")
-				}
-				resumeAfter = tok
-			} else {
-				startAfter = tok
-			}
-		case "startAtOperationTime":
-			t, i, ok := v.TimestampOK()
-			if !ok {
-				return nil, badValue("startAtOperationTime must be a timestamp")
-			}
-			startAt = &v1Timestamp{T: t, I: i}
-		default:
-			return nil, unsupported("the $changeStream option %q", el.Key())
-		}
+	resumeAfter, startAfter, startAt, err := st.options(opts)
+	if err != nil {
+		return nil, err
 	}
-	var matches bson.A
-	for _, stage := range stages[1:] {
-		if firstKey(stage) != "$match" {
-			return nil, unsupported("the stage %s after $changeStream (only $match)", firstKey(stage))
-		}
-		d, ok := stage.Lookup("$match").DocumentOK()
-		if !ok {
-			return nil, badValue("$match takes a document")
-		}
-		matches = append(matches, d)
-	}
-	switch len(matches) {
-	case 0:
-	case 1:
-		m, err := kit(matches[0].(bson.Raw))
-		if err != nil {
-			return nil, err
-		}
-		st.match = m
-	default:
-		and, _ := bson.Marshal(bson.D{{Key: "$and", Value: matches}})
-		m, err := kit(and)
-		if err != nil {
-			return nil, err
-		}
-		st.match = m
-	}
-	if st.match != nil {
-		// Check the filter once, so a bad one fails the aggregate.
-		if _, err := mongokit.Match(&v1bson.D{}, st.match); err != nil {
-			return nil, badValue("$match: %v", err)
-		}
+	if st.match, err = streamMatch(stages[1:]); err != nil {
+		return nil, err
 	}
 	// The tail is read before the stream positions itself, so the first
 	// post-batch resume token is never past the stream's position.
@@ -169,6 +94,98 @@ func (s *Server) openStream(r *request, stages []bson.Raw) (bson.D, error) {
 	return bson.D{{Key: "cursor", Value: bson.D{
 		{Key: "firstBatch", Value: batch}, {Key: "postBatchResumeToken", Value: st.pbrt},
 		{Key: "id", Value: id}, {Key: "ns", Value: h.String()}}}}, nil
+}
+
+// options reads the $changeStream stage's options into st and returns
+// where the stream starts (all nil: at the tail).
+func (st *changeStream) options(opts bson.Raw) (resumeAfter, startAfter bsonkit.Doc, startAt *v1Timestamp, err error) {
+	for _, el := range mustElements(opts) {
+		v := el.Value()
+		switch el.Key() {
+		case "fullDocument":
+			switch v.StringValue() {
+			case "default":
+			case "updateLookup":
+				st.lookup = true
+			default:
+				return nil, nil, nil, unsupported("fullDocument %q", v.StringValue())
+			}
+		case "fullDocumentBeforeChange":
+			if v.StringValue() != "off" {
+				return nil, nil, nil, unsupported("fullDocumentBeforeChange %q", v.StringValue())
+			}
+		case "showExpandedEvents":
+			if b, _ := v.BooleanOK(); b {
+				return nil, nil, nil, unsupported("showExpandedEvents")
+			}
+		case "resumeAfter", "startAfter":
+			d, ok := v.DocumentOK()
+			if !ok {
+				return nil, nil, nil, cmdErr(codeInvalidResumeToken, "InvalidResumeToken", el.Key()+" must be a resume token document")
+			}
+			tok, inv, err := token(d)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if el.Key() == "resumeAfter" {
+				if inv {
+					return nil, nil, nil, cmdErr(codeInvalidResumeToken, "InvalidResumeToken",
+						"Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate notification.")
+				}
+				resumeAfter = tok
+			} else {
+				startAfter = tok
+			}
+		case "startAtOperationTime":
+			t, i, ok := v.TimestampOK()
+			if !ok {
+				return nil, nil, nil, badValue("startAtOperationTime must be a timestamp")
+			}
+			startAt = &v1Timestamp{T: t, I: i}
+		default:
+			return nil, nil, nil, unsupported("the $changeStream option %q", el.Key())
+		}
+	}
+	return resumeAfter, startAfter, startAt, nil
+}
+
+// streamMatch compiles the $match stages that follow $changeStream (the only
+// stages supported there) into one filter; nil: none.
+func streamMatch(stages []bson.Raw) (match bsonkit.Doc, err error) {
+	var matches bson.A
+	for _, stage := range stages {
+		if firstKey(stage) != "$match" {
+			return nil, unsupported("the stage %s after $changeStream (only $match)", firstKey(stage))
+		}
+		d, ok := stage.Lookup("$match").DocumentOK()
+		if !ok {
+			return nil, badValue("$match takes a document")
+		}
+		matches = append(matches, d)
+	}
+	switch len(matches) {
+	case 0:
+	case 1:
+		m, err := kit(matches[0].(bson.Raw))
+		if err != nil {
+			return nil, err
+		}
+		match = m
+	default:
+		and, _ := bson.Marshal(bson.D{{Key: "$and", Value: matches}})
+		m, err := kit(and)
+		if err != nil {
+			return nil, err
+		}
+		match = m
+	}
+	if match != nil {
+		// Check the filter once, so a bad one fails the aggregate.
+		if _, err := mongokit.Match(&v1bson.D{}, match); err != nil {
+			return nil, badValue("$match: %v", err)
+		}
+	}
+	return match, nil
 }
 
 // token turns a resume token into lungo's; inv reports the token of an
@@ -236,7 +253,7 @@ func (s *Server) fetch(ctx context.Context, st *changeStream, max int, wait time
 			id, _ := bsonkit.Get(evDoc, "_id").(v1bson.D)
 			tok := raw(&id)
 			op, _ := bsonkit.Get(evDoc, "operationType").(string)
-			if (op == "drop" && st.h[1] != "") || op == "dropDatabase" {
+			if ((op == "drop" || op == "rename") && st.h[1] != "") || op == "dropDatabase" {
 				if ok, _ := st.matches(evDoc); ok {
 					b := raw(evDoc)
 					out = append(out, b)

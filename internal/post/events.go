@@ -601,6 +601,9 @@ type Events struct {
 	// WriteTimeout bounds each write to a client; zero means
 	// DefaultStreamWriteTimeout.
 	WriteTimeout time.Duration
+	// Gate caps the streams open at once (in all and per client) and their
+	// lifetime; nil means no caps.
+	Gate *api.StreamGate
 }
 
 // Register adds the events route to rt.
@@ -614,6 +617,11 @@ func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, e.Log, err)
 		return
 	}
+	release, ok := e.Gate.Acquire(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	// Wait a little for the hub after a restart rather than fail at once:
 	// browsers give up on an error status, but not on a slow answer.
 	subCtx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -653,6 +661,14 @@ func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 	if !write(fmt.Appendf(nil, "retry: %d\n\n", retryMillis)) || !flush() {
 		return
 	}
+	// At its lifetime the stream ends; the client reconnects with
+	// Last-Event-ID and gets what changed meanwhile.
+	var lifetime <-chan time.Time
+	if d := e.Gate.Lifetime(); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		lifetime = t.C
+	}
 	keepalive := time.NewTicker(orDefault(e.Keepalive, DefaultKeepalive))
 	defer keepalive.Stop()
 	frames := sub.Frames()
@@ -688,6 +704,8 @@ func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-r.Context().Done():
+			return
+		case <-lifetime:
 			return
 		}
 	}

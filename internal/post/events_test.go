@@ -39,6 +39,7 @@ type liveOptions struct {
 	keepalive    time.Duration
 	writeTimeout time.Duration // the server's read and write timeouts, which streams must outlive
 	embedLimit   int
+	gate         *api.StreamGate // stream caps (nil: none)
 }
 
 func newLive(t testing.TB, o liveOptions) *live {
@@ -67,7 +68,7 @@ func newLive(t testing.TB, o liveOptions) *live {
 
 	rt := api.NewRouter(log)
 	(&post.Handler{Store: db.Posts(), Log: log}).Register(rt)
-	(&post.Events{Hub: hub, Log: log, Keepalive: o.keepalive}).Register(rt)
+	(&post.Events{Hub: hub, Log: log, Keepalive: o.keepalive, Gate: o.gate}).Register(rt)
 	ps := httptest.NewUnstartedServer(rt)
 	ps.Config.WriteTimeout = o.writeTimeout
 	ps.Config.ReadTimeout = o.writeTimeout

@@ -1,6 +1,7 @@
 package post
 
 import (
+	"context"
 	_ "embed"
 	"log/slog"
 	"net/http"
@@ -9,13 +10,16 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
+	"blog/internal/fault"
 	"blog/internal/page"
 )
 
-// Limits on a post's fields, documented in the README and the API.
+// Limits on a post's fields, in characters (Unicode code points), the one
+// unit of every limit: the API, its OpenAPI document (JSON Schema's
+// maxLength counts code points too), the web forms and the README.
 const (
 	MaxTitleChars   = 300
-	MaxContentBytes = 100 << 10
+	MaxContentChars = 100_000
 )
 
 // OpenAPI is the service's OpenAPI 3.1 document, served at /openapi.json
@@ -33,6 +37,13 @@ type Handler struct {
 	Now func() time.Time
 	// Auth guards every write (nil: none); reads are public.
 	Auth api.Middleware
+	// Idempotency replays the answer to a retried POST /posts that carries
+	// an Idempotency-Key (nil: the header is ignored). It runs after Auth,
+	// so only an authorised client sees a replay.
+	Idempotency api.Middleware
+	// ListBytes is the byte budget of a GET /posts page; 0 means
+	// api.DefaultListBytes.
+	ListBytes int
 	// Cache, when set, serves recently read posts from memory; it must be
 	// given to the Hub that follows the posts feed (Hub.Cache), which
 	// invalidates it.
@@ -41,11 +52,11 @@ type Handler struct {
 
 // Register adds the posts routes to rt.
 func (h *Handler) Register(rt *api.Router) {
-	rt.HandleFunc("POST /posts", h.Auth.Wrap(h.create))
-	rt.HandleFunc("GET /posts", h.list)
-	rt.HandleFunc("GET /posts/{id}", h.get)
-	rt.HandleFunc("PATCH /posts/{id}", h.Auth.Wrap(h.update))
-	rt.HandleFunc("DELETE /posts/{id}", h.Auth.Wrap(h.delete))
+	rt.HandleFunc("POST /posts", h.Auth.Wrap(h.Idempotency.Wrap(api.Errors(h.Log, h.create))))
+	rt.HandleFunc("GET /posts", api.Errors(h.Log, h.list))
+	rt.HandleFunc("GET /posts/{id}", api.Errors(h.Log, h.get))
+	rt.HandleFunc("PATCH /posts/{id}", h.Auth.Wrap(api.Errors(h.Log, h.update)))
+	rt.HandleFunc("DELETE /posts/{id}", h.Auth.Wrap(api.Errors(h.Log, h.delete)))
 }
 
 func (h *Handler) now() time.Time { return api.Now(h.Now) }
@@ -58,10 +69,10 @@ type NewPost struct {
 
 // Validate returns a validation problem listing every invalid field, or nil.
 func (n NewPost) Validate() error {
-	problems := map[string]string{}
-	api.CheckText(problems, "#/title", n.Title, MaxTitleChars, 0)
-	api.CheckText(problems, "#/content", n.Content, 0, MaxContentBytes)
-	return api.Invalid(problems)
+	problems := fault.Fields{}
+	problems.CheckTitle("#/title", n.Title, MaxTitleChars)
+	problems.CheckText("#/content", n.Content, MaxContentChars, 0)
+	return problems.Err()
 }
 
 // PatchPost is the body of PATCH /posts/{id}: absent fields stay as they are.
@@ -72,24 +83,23 @@ type PatchPost struct {
 
 // Validate checks the fields present and that at least one is.
 func (p PatchPost) Validate() error {
-	problems := map[string]string{}
+	problems := fault.Fields{}
 	if p.Title == nil && p.Content == nil {
 		problems["#"] = "must set title or content"
 	}
 	if p.Title != nil {
-		api.CheckText(problems, "#/title", *p.Title, MaxTitleChars, 0)
+		problems.CheckTitle("#/title", *p.Title, MaxTitleChars)
 	}
 	if p.Content != nil {
-		api.CheckText(problems, "#/content", *p.Content, 0, MaxContentBytes)
+		problems.CheckText("#/content", *p.Content, MaxContentChars, 0)
 	}
-	return api.Invalid(problems)
+	return problems.Err()
 }
 
-func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	in, err := api.DecodeValid[NewPost](w, r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	p := Post{
 		ID:        bson.NewObjectID().Hex(),
@@ -99,106 +109,76 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		CreatedAt: h.now(),
 	}
 	if err := h.Store.Create(r.Context(), p); err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/posts/"+p.ID)
 	api.WriteJSON(w, http.StatusCreated, p)
+	return nil
 }
 
-func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	q, err := api.PageQuery(r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
-	posts, err := h.Store.List(r.Context(), api.Fetch(q))
-	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
-	}
-	writePosts(w, r, q, posts)
-}
-
-// writePosts is api.WritePage for posts, encoding them with AppendJSON in
-// one buffer: a page of 20 posts with their comments is 70 KB or more, and
-// encoding/json re-checks every MarshalJSON result, which took a quarter of
-// the list's CPU time.
-func writePosts(w http.ResponseWriter, r *http.Request, q page.Query, posts []Post) {
-	if len(posts) > q.Limit {
-		posts = posts[:q.Limit]
-		api.SetNextLink(w, r, q.Limit, posts[len(posts)-1].Cursor())
-	}
-	n := 2
-	for _, p := range posts {
-		n += 256 + len(p.Content) + 192*len(p.Comments)
-	}
-	buf := make([]byte, 0, n)
-	buf = append(buf, '[')
-	for i, p := range posts {
-		if i > 0 {
-			buf = append(buf, ',')
+	fetch := func(ctx context.Context, q page.Query) ([]Post, error) {
+		posts, err := h.Store.List(ctx, q)
+		for i := range posts {
+			posts[i] = normalize(posts[i])
 		}
-		buf = p.AppendJSON(buf)
+		return posts, err
 	}
-	buf = append(buf, ']', '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf)
+	return api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Post.Cursor)
 }
 
-func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	e, gen := h.Cache.lookup(id)
 	if e == nil {
 		p, err := h.Store.Get(r.Context(), id)
 		if err != nil {
-			api.WriteError(w, r, h.Log, err)
-			return
+			return err
 		}
 		e = encodePost(p)
 		h.Cache.put(id, gen, e)
 	}
 	e.serve(w, r)
+	return nil
 }
 
-func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	in, err := api.DecodeValid[PatchPost](w, r)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	p, err := h.Store.Update(r.Context(), id, Patch{Title: in.Title, Content: in.Content}, h.now())
 	h.Cache.forget(id)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	api.WriteJSON(w, http.StatusOK, normalize(p))
+	return nil
 }
 
-func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 	id, err := api.PathID(r, "id")
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	err = h.Store.Delete(r.Context(), id)
 	h.Cache.forget(id)
 	if err != nil {
-		api.WriteError(w, r, h.Log, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // normalize makes a post's JSON shape independent of the store: comments is

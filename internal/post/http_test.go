@@ -88,7 +88,7 @@ func TestCreate(t *testing.T) {
 		{name: "create-400-blank-title", body: `{"title":"  \t","content":"C"}`, status: 400, pointer: "#/title"},
 		{name: "create-400-missing-content", body: `{"title":"T"}`, status: 400, pointer: "#/content"},
 		{name: "create-400-title-too-long", body: `{"title":"` + long + `","content":"C"}`, status: 400, pointer: "#/title"},
-		{name: "create-400-content-too-long", body: `{"title":"T","content":"` + strings.Repeat("x", post.MaxContentBytes+1) + `"}`, status: 400, pointer: "#/content"},
+		{name: "create-400-content-too-long", body: `{"title":"T","content":"` + strings.Repeat("é", post.MaxContentChars+1) + `"}`, status: 400, pointer: "#/content"},
 		{name: "create-400-control-char", body: `{"title":"T\u0000","content":"C"}`, status: 400, pointer: "#/title"},
 		{name: "create-400-unknown-field", body: `{"title":"T","content":"C","tags":[]}`, status: 400, pointer: "#/tags"},
 		{name: "create-400-server-owned-id", body: `{"_id":"672a2b5ab2c87aa17bd7b49b","title":"T","content":"C"}`, status: 400, pointer: "#/_id"},

@@ -65,20 +65,24 @@ var (
 // Store is the port the posts service needs from a database.
 //
 // It is also the sink of the comments feed (the read model): Apply folds
-// comment events into the posts, with these rules, which every adapter's
-// contract suite checks:
+// comment events into the posts by the rules of ApplyComments (apply.go),
+// which it applies through a ReadModel over its own transaction. The rules,
+// which every adapter's contract suite checks:
 //
 //   - insert: the comment is embedded in its post unless it already is (a
 //     replayed event changes nothing), and commentCount counts it once. The
-//     post keeps only its embedLimit latest comments by (createdAt, _id),
-//     stored oldest first as the seed shows them.
+//     post keeps only its embedLimit latest comments by (createdAt, _id)
+//     (Less), stored oldest first as the seed shows them.
 //   - update: the comment's copy takes the new text and updatedAt; an
 //     update whose copy does not exist yet (its insert was never seen)
 //     creates and counts it, if the event carries the document and the
 //     post exists; an update without a document changes nothing.
-//   - delete: the comment is removed and no longer counted; when it was
-//     embedded, the next older comment of the post takes its place.
+//   - delete: the comment is removed and no longer counted (commentCount
+//     never below zero); when it was embedded, the next older comment of
+//     the post takes its place.
 //   - an event for a post that does not exist (deleted meanwhile) is a no-op.
+//   - an unknown op or a malformed id is poison (CheckEvent): the batch is
+//     refused with changes.ErrPoison and the consumer parks the event.
 //
 // Apply saves the checkpoint in the same transaction as the changes.
 type Store interface {

@@ -25,6 +25,7 @@ type apiClient struct {
 	posts, comments *url.URL
 	http            *http.Client
 	token           string
+	proxyKey        string // sent in api.ProxyKeyHeader when set
 }
 
 // problemError is a 4xx answer of an API: its problem document, whose field
@@ -46,15 +47,24 @@ func status(err error) int {
 // call sends a JSON request and decodes a JSON answer into out (if not nil).
 // Writes carry the token when one is configured. It returns the answer's
 // headers, a *problemError for a 4xx, or an error wrapping errUnavailable.
+// idempotencyKey carries, in a request's context, the Idempotency-Key to
+// send with the API call made for it (a form's one-time token).
+type idempotencyKey struct{}
+
+// withIdempotencyKey returns ctx whose POSTs to an API carry key.
+func withIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, idempotencyKey{}, key)
+}
+
 // clientIPKey carries the browser's address in a request's context, from
 // withClientIP to the API calls made for it.
 type clientIPKey struct{}
 
 // withClientIP remembers each request's client address, so the APIs' per-
 // client limits apply to each browser rather than to this service.
-func withClientIP(next http.Handler) http.Handler {
+func withClientIP(proxies *api.Proxies, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey{}, api.ClientIP(r))))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey{}, proxies.ClientIP(r))))
 	})
 }
 
@@ -80,6 +90,12 @@ func (c *apiClient) call(ctx context.Context, method string, base *url.URL, path
 	}
 	if ip, ok := ctx.Value(clientIPKey{}).(string); ok {
 		req.Header.Set("X-Forwarded-For", ip)
+	}
+	if c.proxyKey != "" {
+		req.Header.Set(api.ProxyKeyHeader, c.proxyKey)
+	}
+	if key, ok := ctx.Value(idempotencyKey{}).(string); ok && method == http.MethodPost {
+		req.Header.Set(api.IdempotencyKeyHeader, strconv.Quote(key))
 	}
 	if c.token != "" && method != http.MethodGet {
 		req.Header.Set("Authorization", "Bearer "+c.token)

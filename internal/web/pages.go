@@ -24,25 +24,47 @@ const (
 	maxForm = 256 << 10
 )
 
-// homePage is the data of the post list.
+// homePage is the data of the post list, newest first.
 type homePage struct {
 	Posts []post.Post
 	After string // this page's cursor; "" on the first page
-	Next  string // the next page's cursor; "" on the last page
+	Next  string // the older page's cursor (?after=); "" on the last page
+	Newer string // the newer page's bound (?before=); "" on the first page
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
-	after, ok := cursorParam(r.URL.Query().Get("after"))
-	if !ok {
+	q := r.URL.Query()
+	after, ok := cursorParam(q.Get("after"))
+	rawBefore, okBefore := cursorParam(q.Get("before"))
+	if !ok || !okBefore {
 		s.fail(w, r, http.StatusBadRequest, "This page link is not valid. Start again from the home page.")
 		return
 	}
-	posts, next, err := s.api.listPosts(r.Context(), after, postsPerPage)
+	var (
+		posts []post.Post
+		next  string
+		newer bool
+		err   error
+	)
+	if rawBefore != "" && after == "" {
+		b, _ := page.Decode(rawBefore)
+		posts, newer, err = s.postsBefore(r.Context(), b, postsPerPage)
+		if err == nil && len(posts) > 0 {
+			next = posts[len(posts)-1].Cursor().Encode() // older ones follow: the bound
+		}
+	} else {
+		posts, next, err = s.api.listPosts(r.Context(), after, postsPerPage)
+		newer = after != ""
+	}
 	if err != nil {
 		s.unavailable(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "home", "Posts", homePage{Posts: posts, After: after, Next: next})
+	pg := homePage{Posts: posts, After: after, Next: next}
+	if newer && len(posts) > 0 {
+		pg.Newer = posts[0].Cursor().Encode()
+	}
+	s.render(w, r, http.StatusOK, "home", "Posts", pg)
 }
 
 // postPage is the data of a post with a page of its comments.
@@ -50,14 +72,17 @@ type postPage struct {
 	Post     post.Post
 	Comments []commentView
 	Count    int
-	After    string // this page's comment cursor; "" for the first comments
-	Next     string // the next page's cursor; "" on the last page
+	After    string // where this page starts (exclusive); "" from the first comment
+	Next     string // the newer page's cursor (?after=); "" on the latest
+	Older    string // the older page's bound (?before=); "" on the first
+	Latest   bool   // this is the latest page (no ?after= or ?before=)
 	// Start and End bound the comments this page shows, for the live
 	// script: after Start (nil: from the first), up to End (nil: no end,
 	// the last page takes new comments).
 	Start, End *page.Cursor
 	Form       commentForm
 	Template   commentView // an empty comment for the script's <template>
+	MaxChars   int         // a comment's limit, in characters
 }
 
 // commentView is a comment as its template needs it.
@@ -68,9 +93,10 @@ type commentView struct {
 	Author           bool // show moderation controls
 }
 
-// commentForm is the state of the comment form.
+// commentForm is the state of the comment form. Token is its one-time
+// form token, issued at each render.
 type commentForm struct {
-	Text, Error string
+	Text, Error, Token string
 }
 
 func (s *Server) post(w http.ResponseWriter, r *http.Request) {
@@ -97,16 +123,37 @@ func (s *Server) postParams(w http.ResponseWriter, r *http.Request, rawAfter str
 // renderPost fetches a post and a page of its comments, from the two
 // services at once, and renders them with the comment form in state form.
 func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id, after string, form commentForm) {
+	// A page is either the comments after a cursor (?after=), or those just
+	// before one (?before=), or, by default, the latest.
+	var before *page.Cursor
+	if after == "" && r.Method == http.MethodGet {
+		if b := r.URL.Query().Get("before"); b != "" {
+			c, err := page.Decode(b)
+			if err != nil {
+				s.fail(w, r, http.StatusBadRequest, "This page link is not valid.")
+				return
+			}
+			before = &c
+		}
+	}
 	var (
 		wg       sync.WaitGroup
 		p        post.Post
 		postErr  error
 		comments []comment.Comment
 		next     string
+		older    bool
 		listErr  error
 	)
 	wg.Go(func() { p, postErr = s.api.getPost(r.Context(), id) })
-	wg.Go(func() { comments, next, listErr = s.api.listComments(r.Context(), id, after, commentsPerPage) })
+	wg.Go(func() {
+		if after != "" {
+			comments, next, listErr = s.api.listComments(r.Context(), id, after, commentsPerPage)
+			older = true
+			return
+		}
+		comments, older, listErr = s.commentsBefore(r.Context(), id, before, commentsPerPage)
+	})
 	wg.Wait()
 	switch {
 	case postErr != nil && status(postErr) == http.StatusNotFound:
@@ -115,14 +162,19 @@ func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id
 	case postErr != nil:
 		s.unavailable(w, r, postErr)
 		return
+	case listErr != nil && status(listErr) == http.StatusNotFound:
+		s.fail(w, r, http.StatusNotFound, "There is no post at this address. It may have been deleted.")
+		return
 	case listErr != nil:
 		s.unavailable(w, r, listErr)
 		return
 	}
 	author := s.author(r)
+	form.Token = s.forms.issue()
 	pg := postPage{
-		Post: p, Count: p.CommentCount, After: after, Next: next, Form: form,
-		Template: commentView{PostID: id, Author: author},
+		Post: p, Count: p.CommentCount, After: after, Form: form,
+		Template: commentView{PostID: id, Author: author}, MaxChars: comment.MaxTextChars,
+		Latest: after == "" && before == nil,
 	}
 	for _, c := range comments {
 		pg.Comments = append(pg.Comments, commentView{
@@ -131,20 +183,77 @@ func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id
 	}
 	// The comments service may be a moment ahead of the post's count.
 	pg.Count = max(pg.Count, len(comments))
-	if after != "" {
+	switch {
+	case after != "":
 		c, _ := page.Decode(after)
 		pg.Start = &c
+		if next != "" {
+			pg.Next = next
+		}
+	case older && len(comments) > 0:
+		// The live range starts just before the first comment shown.
+		first := comments[0].Cursor()
+		start := page.Cursor{At: first.At.Add(-time.Millisecond), ID: strings.Repeat("f", 24)}
+		pg.Start, pg.After = &start, start.Encode()
 	}
-	if next != "" && len(comments) > 0 {
+	if len(comments) > 0 {
+		if older {
+			pg.Older = comments[0].Cursor().Encode()
+		}
 		last := comments[len(comments)-1].Cursor()
-		pg.End = &last
+		if before != nil || next != "" {
+			pg.Next = last.Encode()
+			pg.End = &last
+		}
+	} else if before != nil {
+		pg.Next = before.Encode()
 	}
 	s.render(w, r, code, "post", p.Title, pg)
 }
 
+// pageCommentsLimit is how many comments one refresh of a page reads: a
+// page shows commentsPerPage, plus those that arrived live since it opened.
+const pageCommentsLimit = page.MaxLimit
+
+// pageComments answers GET /posts/{id}/comments?after=C with the comments
+// after C (from the first when C is empty), oldest first, as JSON
+// {"comments": [...], "complete": bool}: complete is false when more follow
+// than one answer holds. The live script of a post page reads it when the
+// post's event stream says its comments changed: the stream carries the
+// latest comments only, and this way every comment a page shows, whichever
+// page it is, is removed, edited or added in place.
+func (s *Server) pageComments(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	after, ok := cursorParam(r.URL.Query().Get("after"))
+	if !api.ValidID(id) || !ok {
+		api.WriteProblem(w, r, api.NewProblem(http.StatusBadRequest, "The post id or the cursor is not valid."))
+		return
+	}
+	cs, next, err := s.api.listComments(r.Context(), id, after, pageCommentsLimit)
+	switch {
+	case err != nil && status(err) == http.StatusNotFound:
+		api.WriteProblem(w, r, api.NewProblem(http.StatusNotFound, "This post has been deleted."))
+		return
+	case err != nil:
+		s.log.Error("api call failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		api.WriteProblem(w, r, api.NewProblem(http.StatusServiceUnavailable, "The comments service is not answering."))
+		return
+	}
+	if cs == nil {
+		cs = []comment.Comment{}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	api.WriteJSON(w, http.StatusOK, struct {
+		Comments []comment.Comment `json:"comments"`
+		Complete bool              `json:"complete"`
+	}{cs, next == ""})
+}
+
 // addComment handles the comment form: create the comment, then redirect to
 // the page that shows it (POST-redirect-GET), or show the form again with
-// what was wrong.
+// what was wrong. The form's one-time token (see formtoken.go) makes a
+// double submit create one comment: the duplicate is sent where the first
+// submission was.
 func (s *Server) addComment(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
@@ -154,13 +263,26 @@ func (s *Server) addComment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	text := r.PostForm.Get("text")
+	tok, first, ok := s.forms.spend(r.PostForm.Get("token"))
+	switch {
+	case !ok:
+		s.renderPost(w, r, http.StatusConflict, id, after, commentForm{
+			Text: text, Error: "This form was open too long or is from an older page. Check your comment and send it again.",
+		})
+		return
+	case !first:
+		s.sameAsFirst(w, r, tok, postURL(id, after)+"#comments")
+		return
+	}
+	location := ""
+	defer func() { s.forms.settle(tok, location) }()
 	if wait, ok := s.comment(r); !ok {
 		s.renderPost(w, r, http.StatusTooManyRequests, id, after, commentForm{
 			Text: text, Error: "You are posting comments very quickly. Please wait " + wait.String() + " and send it again.",
 		})
 		return
 	}
-	c, err := s.api.createComment(r.Context(), id, text)
+	c, err := s.api.createComment(withIdempotencyKey(r.Context(), tok.value), id, text)
 	if err != nil {
 		switch code := status(err); code {
 		case http.StatusNotFound:
@@ -180,24 +302,47 @@ func (s *Server) addComment(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	http.Redirect(w, r, s.commentLocation(r.Context(), id, after, c), http.StatusSeeOther)
+	location = s.commentLocation(r.Context(), id, after, c)
+	http.Redirect(w, r, location, http.StatusSeeOther)
 }
 
-// commentLocation returns the address of the page that shows a new comment:
-// the page it was written on if the comment landed there (the common case:
-// the last page), else a page that starts with it.
+// sameAsFirst answers a second submission of a form: once the first has an
+// outcome (waiting at most 10 s), it is sent where the first was, or to
+// fallback when the first failed or is still running.
+func (s *Server) sameAsFirst(w http.ResponseWriter, r *http.Request, tok *formToken, fallback string) {
+	s.forms.mu.Lock()
+	done := tok.done
+	s.forms.mu.Unlock()
+	select {
+	case <-done:
+	case <-r.Context().Done():
+		return
+	case <-time.After(10 * time.Second):
+	}
+	s.forms.mu.Lock()
+	location := tok.location
+	s.forms.mu.Unlock()
+	if location == "" {
+		location = fallback
+	}
+	http.Redirect(w, r, location, http.StatusSeeOther)
+}
+
+// commentLocation returns the address of the page that shows a new
+// comment, anchored on it: the latest page when it is there (the common
+// case), else the page that ends with it.
 func (s *Server) commentLocation(ctx context.Context, postID, after string, c comment.Comment) string {
 	anchor := "#c-" + c.ID
-	if cs, _, err := s.api.listComments(ctx, postID, after, commentsPerPage); err == nil {
+	if cs, _, err := s.commentsBefore(ctx, postID, nil, commentsPerPage); err == nil {
 		for _, x := range cs {
 			if x.ID == c.ID {
-				return postURL(postID, after) + anchor
+				return "/posts/" + postID + anchor
 			}
 		}
 	}
-	// Just before the comment: a millisecond earlier, after every id.
-	before := page.Cursor{At: c.CreatedAt.Add(-time.Millisecond), ID: strings.Repeat("f", 24)}
-	return postURL(postID, before.Encode()) + anchor
+	// Just after the comment: a millisecond later, before every id.
+	end := page.Cursor{At: c.CreatedAt.Add(time.Millisecond), ID: strings.Repeat("0", 24)}
+	return "/posts/" + postID + "?before=" + url.QueryEscape(end.Encode()) + anchor
 }
 
 func postURL(id, after string) string {
@@ -260,16 +405,19 @@ func fieldErrors(err error, labels map[string]string) map[string]string {
 
 // Authors' pages.
 
-// author reports whether the request comes from a signed-in author.
-func (s *Server) author(r *http.Request) bool { return s.sessions.valid(r, time.Now()) }
+// author reports whether the request may write: it comes from a signed-in
+// author, or no token is configured, in which case the APIs take writes
+// from anyone who reaches them and so does the browser (the config allows
+// that only on a loopback address, or with BLOG_INSECURE).
+func (s *Server) author(r *http.Request) bool {
+	return !s.sessions.enabled || s.sessions.valid(r, time.Now())
+}
 
 // authorOnly guards an author's page: it does not exist without a token,
 // and asks a visitor to sign in.
 func (s *Server) authorOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case !s.sessions.enabled:
-			s.fail(w, r, http.StatusNotFound, "There is nothing at this address.")
 		case s.author(r):
 			w.Header().Set("Cache-Control", "no-store")
 			h(w, r)
@@ -341,6 +489,10 @@ type editorPage struct {
 	Title, Content string
 	Errors         map[string]string // by field: "title", "content", "" for the form
 }
+
+// MaxTitle and MaxContent are the post's limits, in characters.
+func (editorPage) MaxTitle() int   { return post.MaxTitleChars }
+func (editorPage) MaxContent() int { return post.MaxContentChars }
 
 func (s *Server) newPost(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "editor", "New post", editorPage{})

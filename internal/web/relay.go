@@ -20,16 +20,25 @@ const (
 	// relayWriteTimeout bounds one write to the browser: a client that
 	// stops reading is let go instead of holding a goroutine.
 	relayWriteTimeout = 10 * time.Second
-	// maxEventBytes bounds one event read from the posts service (a
-	// snapshot of 50 comments of 10 KB each, JSON-escaped, fits easily).
-	maxEventBytes = 16 << 20
+	// relayBufferBytes is the one buffer a relayed stream reads the posts
+	// service through. Events pass through it piece by piece, never whole,
+	// so a snapshot of 500 KB costs a stream no more than a keepalive.
+	relayBufferBytes = 4 << 10
+	// maxFieldBytes bounds the start of a line kept to read an event's id
+	// and type; longer id or event lines are not ours and are ignored.
+	maxFieldBytes = 160
 	// Backoff of reconnections to the posts service.
 	relayMinBackoff = 100 * time.Millisecond
 	relayMaxBackoff = 2 * time.Second
 )
 
 // events relays GET /posts/{id}/events from the posts service to the
-// browser, one whole event at a time.
+// browser as it comes, through one small fixed buffer.
+//
+// Limits (Config.Streams): a cap on streams open at once, in all and per
+// browser address (past them 503 or 429 with Retry-After), and a lifetime
+// after which the stream ends; the browser then reconnects with the id of
+// the last whole event it got, so it misses nothing.
 //
 // The browser's Last-Event-ID (or the lastEventId query parameter, which
 // the page's script uses when it opens a new EventSource itself) is passed
@@ -51,7 +60,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if !eventID.MatchString(last) {
 		last = "" // not an id the posts service made: start from a snapshot
 	}
+	release, ok := s.streams.Acquire(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	ctx, cancel := context.WithCancel(r.Context())
+	if life := s.streams.Lifetime(); life > 0 {
+		ctx, cancel = context.WithTimeout(r.Context(), life)
+	}
 	defer cancel()
 	go func() {
 		select {
@@ -61,7 +78,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	up, err := s.dial(ctx, id, last)
+	client := s.cfg.Proxies.ClientIP(r)
+	up, err := s.dial(ctx, id, last, client)
 	if code := status(err); err != nil && code >= 400 && code < 500 {
 		// No such post (or a bad request): say so, and the browser stops.
 		http.Error(w, http.StatusText(code), code)
@@ -83,9 +101,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	backoff := relayMinBackoff
 	for {
 		if up != nil {
-			forwarded, gone, err := pump(out, up.Body, &last)
+			forwarded, partial, gone, err := pump(out, up.Body, &last)
 			up.Body.Close()
-			if gone || errors.Is(err, errClient) || ctx.Err() != nil {
+			// Half an event has reached the browser: end its stream, so it
+			// drops the half and reconnects from the last whole event.
+			if gone || partial || errors.Is(err, errClient) || ctx.Err() != nil {
 				return
 			}
 			if forwarded {
@@ -93,8 +113,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 			s.log.Debug("posts event stream ended; reconnecting", "post", id, "err", err)
 		}
-		// Keep the browser's connection (and its proxies) alive meanwhile.
-		if !out.send([]byte(": reconnecting\n\n")) {
+		// Keep the browser's connection (and its proxies) alive meanwhile,
+		// and let the page say so (an event without id leaves the
+		// browser's Last-Event-ID as it was).
+		if !out.send([]byte("event: reconnecting\ndata: {}\n\n")) {
 			return
 		}
 		select {
@@ -103,7 +125,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, relayMaxBackoff)
-		up, err = s.dial(ctx, id, last)
+		up, err = s.dial(ctx, id, last, client)
+		if err == nil && !out.send([]byte("event: live\ndata: {}\n\n")) {
+			up.Body.Close()
+			return
+		}
 		if code := status(err); err != nil && code >= 400 && code < 500 {
 			if code == http.StatusNotFound {
 				out.send([]byte("event: gone\ndata: {\"_id\":\"" + id + "\"}\n\n"))
@@ -113,8 +139,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// dial opens the posts service's stream of a post.
-func (s *Server) dial(ctx context.Context, id, last string) (*http.Response, error) {
+// dial opens the posts service's stream of a post for the browser at
+// client, whose address it forwards so the posts service's per-client
+// stream cap counts browsers, not this service.
+func (s *Server) dial(ctx context.Context, id, last, client string) (*http.Response, error) {
 	u := *s.api.posts
 	u.Path += "/posts/" + id + "/events"
 	req, err := http.NewRequestWithContext(ctx, "GET", u.String(), nil)
@@ -124,6 +152,12 @@ func (s *Server) dial(ctx context.Context, id, last string) (*http.Response, err
 	req.Header.Set("Accept", "text/event-stream")
 	if last != "" {
 		req.Header.Set("Last-Event-ID", last)
+	}
+	if client != "" {
+		req.Header.Set("X-Forwarded-For", client)
+	}
+	if s.cfg.ProxyKey != "" {
+		req.Header.Set(api.ProxyKeyHeader, s.cfg.ProxyKey)
 	}
 	res, err := s.stream.Do(req)
 	if err != nil {
@@ -155,66 +189,84 @@ type sseWriter struct {
 }
 
 // send writes b and flushes it, reporting success.
-func (o *sseWriter) send(b []byte) bool {
+func (o *sseWriter) send(b []byte) bool { return o.write(b) && o.flush() }
+
+// write writes b (buffered), reporting success.
+func (o *sseWriter) write(b []byte) bool {
 	_ = o.rc.SetWriteDeadline(time.Now().Add(relayWriteTimeout))
-	if _, err := o.w.Write(b); err != nil {
-		return false
-	}
+	_, err := o.w.Write(b)
+	return err == nil
+}
+
+// flush sends what is buffered, reporting success.
+func (o *sseWriter) flush() bool {
+	_ = o.rc.SetWriteDeadline(time.Now().Add(relayWriteTimeout))
 	return o.rc.Flush() == nil
 }
 
-// pump copies events from the posts service to the browser, whole events
-// only (a half event must never reach the browser, which would then take
-// the next one's lines as its own), noting each event's id in last. It
-// returns when either side ends, whether it forwarded any event, and
-// whether the post is gone.
-func pump(out *sseWriter, body io.Reader, last *string) (forwarded, gone bool, err error) {
-	br := bufio.NewReaderSize(body, 16<<10)
-	var block []byte
+// pump copies the posts service's stream to the browser through one small
+// buffer, a piece at a time, noting the id of each whole event in last and
+// flushing at the end of each event. It returns when either side ends:
+// whether it forwarded a whole event, whether it stopped partway through
+// one (the caller must then end the browser's stream rather than append
+// another stream's lines to the half event), and whether the post is gone.
+func pump(out *sseWriter, body io.Reader, last *string) (forwarded, partial, gone bool, err error) {
+	br := bufio.NewReaderSize(body, relayBufferBytes)
+	head := make([]byte, 0, maxFieldBytes) // the start of the current line
+	var (
+		lineStart = true  // the next byte begins a line
+		inEvent   bool    // a line of an unfinished event has been sent
+		id        *string // the id line of the current event, if any
+		isGone    bool
+	)
 	for {
-		line, err := readLine(br, maxEventBytes-len(block))
-		if err != nil {
-			return forwarded, false, err
+		chunk, rerr := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			if lineStart {
+				head = head[:0]
+			}
+			head = append(head, chunk[:min(len(chunk), cap(head)-len(head))]...)
+			complete := chunk[len(chunk)-1] == '\n'
+			blank := lineStart && complete && len(bytes.TrimRight(chunk, "\r\n")) == 0
+			if !out.write(chunk) {
+				return forwarded, true, false, errClient
+			}
+			switch {
+			case blank && inEvent: // the event is whole
+				if id != nil {
+					*last = *id
+				}
+				if !out.flush() {
+					return forwarded, false, false, errClient
+				}
+				forwarded, inEvent, id = true, false, nil
+				if isGone {
+					return true, false, true, nil
+				}
+			case blank:
+			case complete:
+				inEvent = true
+				if len(head) < cap(head) || head[len(head)-1] == '\n' {
+					l := bytes.TrimRight(head, "\r\n")
+					if v, ok := field(l, "id"); ok {
+						v := string(v)
+						id = &v
+					}
+					if v, ok := field(l, "event"); ok && string(v) == "gone" {
+						isGone = true
+					}
+				}
+			default:
+				inEvent = true
+			}
+			lineStart = complete
 		}
-		block = append(block, line...)
-		if len(bytes.TrimRight(line, "\r\n")) > 0 {
+		if rerr == bufio.ErrBufferFull {
 			continue
 		}
-		// A blank line ends the event.
-		isGone := false
-		for l := range bytes.Lines(block) {
-			l = bytes.TrimRight(l, "\r\n")
-			if v, ok := field(l, "id"); ok {
-				*last = string(v)
-			}
-			if v, ok := field(l, "event"); ok && string(v) == "gone" {
-				isGone = true
-			}
+		if rerr != nil {
+			return forwarded, inEvent || !lineStart, false, rerr
 		}
-		if !out.send(block) {
-			return forwarded, false, errClient
-		}
-		forwarded = true
-		if isGone {
-			return true, true, nil
-		}
-		block = block[:0]
-	}
-}
-
-// readLine reads one line, failing when it is longer than max.
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(line)+len(chunk) > max {
-			return nil, errors.New("web: event too large")
-		}
-		line = append(line, chunk...)
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		return line, err
 	}
 }
 

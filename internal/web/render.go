@@ -14,11 +14,14 @@ import (
 // view is what every page template gets: the page's own data in Page, and
 // what the layout needs.
 type view struct {
-	Title     string // the document title, before the site name
-	Authoring bool   // author features are on (a token is configured)
-	Author    bool   // the visitor is signed in as an author
-	Path      string // the current path, to come back to after signing in
-	Page      any
+	Title  string // the document title, before the site name
+	SignIn bool   // authors sign in (a token is configured)
+	// Author: the visitor may write posts and moderate: signed in, or
+	// anyone when no token is configured (the APIs are open then too, and
+	// only reachable from this machine unless BLOG_INSECURE is set).
+	Author bool
+	Path   string // the current path, to come back to after signing in
+	Page   any
 }
 
 // pageNames are the page templates; each is parsed with the layout.
@@ -26,13 +29,13 @@ var pageNames = []string{"home", "post", "editor", "login", "error"}
 
 func (s *Server) parseTemplates() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"asset":   s.asset,
-		"date":    formatDate,
-		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
-		"ms":      func(t time.Time) int64 { return t.UnixMilli() },
-		"paras":   paragraphs,
-		"excerpt": func(s string) string { return excerpt(s, 220) },
-		"plural":  plural,
+		"asset":    s.asset,
+		"date":     formatDate,
+		"iso":      func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }, // as toISOString
+		"ms":       func(t time.Time) int64 { return t.UnixMilli() },
+		"markdown": markdown,
+		"excerpt":  func(s string) string { return excerpt(plainText(s), 220) },
+		"plural":   plural,
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
 	if err != nil {
@@ -66,7 +69,7 @@ func (s *Server) asset(name string) (string, error) {
 // failure becomes a clean error page rather than half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
 	v := view{
-		Title: title, Authoring: s.sessions.enabled, Author: s.author(r),
+		Title: title, SignIn: s.sessions.enabled, Author: s.author(r),
 		Path: r.URL.RequestURI(), Page: data,
 	}
 	var buf bytes.Buffer
@@ -113,19 +116,6 @@ func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 func formatDate(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") }
-
-// paragraphs splits text at blank lines; single newlines stay inside a
-// paragraph (the stylesheet keeps them as line breaks).
-func paragraphs(s string) []string {
-	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
-	var out []string
-	for p := range strings.SplitSeq(s, "\n\n") {
-		if p = strings.Trim(p, "\n"); strings.TrimSpace(p) != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 // excerpt returns the start of s, at most n characters, cut at a word.
 func excerpt(s string, n int) string {

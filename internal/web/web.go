@@ -59,9 +59,36 @@ type Config struct {
 	// Client is used for API calls; nil means one with sensible timeouts.
 	// Streams use its Transport without an overall timeout.
 	Client *http.Client
-	// SessionTTL is how long an author stays signed in; zero means 12 h.
+	// SessionTTL is how long an author stays signed in; zero means
+	// DefaultSessionTTL.
 	SessionTTL time.Duration
+	// SessionIdle ends a sign-in unused for this long; zero means
+	// DefaultSessionIdle.
+	SessionIdle time.Duration
+	// RevokedFile is where signed-out sessions are remembered across
+	// restarts (a small JSON file); empty keeps them in memory only.
+	RevokedFile string
+	// Proxies says whose X-Forwarded-For and X-Forwarded-Proto to believe
+	// (nil: nobody's).
+	Proxies *api.Proxies
+	// ProxyKey, when set, is sent to the APIs in api.ProxyKeyHeader: `blog
+	// serve` makes one up so that its APIs trust this front end's
+	// X-Forwarded-For and no one else's.
+	ProxyKey string
+	// LoginRate and LoginGlobalRate limit sign-in attempts a minute per
+	// browser address and in all; zero means DefaultLoginRate and
+	// DefaultLoginGlobalRate, negative turns the limit off.
+	LoginRate, LoginGlobalRate int
+	// Streams limits the live-update streams this service relays.
+	Streams api.StreamLimits
 }
+
+// Sign-in limits, attempts a minute: an author needs one; a guesser of a
+// token needs billions.
+const (
+	DefaultLoginRate       = 10
+	DefaultLoginGlobalRate = 100
+)
 
 // Server is the web service's http.Handler.
 type Server struct {
@@ -71,9 +98,11 @@ type Server struct {
 	stream   *http.Client
 	pages    map[string]*template.Template
 	assets   map[string]string // file name -> content hash, for cache busting
-	sessions sessions
+	sessions *sessions
+	forms    *formTokens // one-time tokens of comment forms
 	comment  func(*http.Request) (time.Duration, bool)
 	login    func(*http.Request) (time.Duration, bool)
+	streams  *api.StreamGate
 	handler  http.Handler
 
 	done     chan struct{} // closed by Close: relayed streams end
@@ -105,15 +134,22 @@ func New(cfg Config) (*Server, error) {
 			},
 		}
 	}
+	revoked, err := loadRevocations(cfg.RevokedFile, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Log,
-		api:      &apiClient{posts: posts, comments: comments, http: client, token: cfg.Token},
+		api:      &apiClient{posts: posts, comments: comments, http: client, token: cfg.Token, proxyKey: cfg.ProxyKey},
 		stream:   &http.Client{Transport: client.Transport}, // no overall timeout: streams last
-		sessions: newSessions(cfg.Token, cfg.SessionTTL),
-		comment:  limiter(cfg.CommentRate),
-		login:    limiter(30),
-		done:     make(chan struct{}),
+		sessions: newSessions(cfg.Token, cfg.SessionTTL, cfg.SessionIdle, cfg.Proxies, revoked),
+		comment:  limiter(api.Limit{PerMinute: cfg.CommentRate, Proxies: cfg.Proxies}, 0),
+		login: limiter(api.Limit{PerMinute: orDefault(cfg.LoginRate, DefaultLoginRate), Burst: 3, Proxies: cfg.Proxies},
+			orDefault(cfg.LoginGlobalRate, DefaultLoginGlobalRate)),
+		streams: api.NewStreamGate(cfg.Streams, cfg.Proxies),
+		done:    make(chan struct{}),
+		forms:   newFormTokens(),
 	}
 	if s.assets, err = hashAssets(); err != nil {
 		return nil, err
@@ -138,6 +174,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /posts/{id}", s.post)
 	mux.HandleFunc("POST /posts/{id}", s.addComment)
 	mux.HandleFunc("GET /posts/{id}/events", s.events)
+	mux.HandleFunc("GET /posts/{id}/comments", s.pageComments)
 	mux.HandleFunc("GET /login", s.loginForm)
 	mux.HandleFunc("POST /login", s.loginSubmit)
 	mux.HandleFunc("POST /logout", s.logout)
@@ -166,7 +203,7 @@ func (s *Server) routes() http.Handler {
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusForbidden, "This form was sent from another site, so it was refused. Go back to the page, reload it and try again.")
 	}))
-	return s.recoverer(securityHeaders(csrf.Handler(withClientIP(mux))))
+	return s.recoverer(securityHeaders(csrf.Handler(withClientIP(s.cfg.Proxies, s.sessions.touch(mux)))))
 }
 
 // contentSecurityPolicy allows this origin's scripts, styles, images and
@@ -257,30 +294,36 @@ func baseURL(name, raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// limiter adapts api.RateLimit (per client address, token bucket) to a
-// check whose answer the caller renders as a page: allowed, or how long to
-// wait.
-func limiter(perMinute int) func(*http.Request) (time.Duration, bool) {
-	mw := api.RateLimit(perMinute)
+// limiter combines a per-address limit with a ceiling over all addresses
+// (global a minute; 0: none) into a check whose answer the caller renders
+// as a page: allowed, or how long to wait.
+func limiter(per api.Limit, global int) func(*http.Request) (time.Duration, bool) {
+	check, all := per.Check(), api.Global(global)
 	return func(r *http.Request) (time.Duration, bool) {
-		ok := false
-		rec := &headerOnly{h: http.Header{}}
-		mw(func(http.ResponseWriter, *http.Request) { ok = true })(rec, r)
-		if ok {
-			return 0, true
+		if check != nil {
+			if wait, ok := check(r); !ok {
+				return max(wait, time.Second).Round(time.Second), false
+			}
 		}
-		var secs int
-		_, _ = fmt.Sscan(rec.h.Get("Retry-After"), &secs)
-		return time.Duration(max(secs, 1)) * time.Second, false
+		if all != nil {
+			if wait, ok := all(); !ok {
+				return max(wait, time.Second).Round(time.Second), false
+			}
+		}
+		return 0, true
 	}
 }
 
-// headerOnly is a ResponseWriter that keeps headers and drops the rest.
-type headerOnly struct{ h http.Header }
-
-func (d *headerOnly) Header() http.Header         { return d.h }
-func (d *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
-func (d *headerOnly) WriteHeader(int)             {}
+// orDefault returns n, def when n is zero, and 0 (off) when n is negative.
+func orDefault(n, def int) int {
+	switch {
+	case n < 0:
+		return 0
+	case n == 0:
+		return def
+	}
+	return n
+}
 
 // errUnavailable marks an API that could not be reached or failed.
 var errUnavailable = errors.New("web: service unavailable")

@@ -39,11 +39,14 @@ type stack struct {
 	comments *httptest.Server
 	web      *httptest.Server
 	token    string
+	opt      stackOptions
 }
 
 type stackOptions struct {
 	token       string
 	commentRate int
+	web         func(*web.Config)  // adjusts the web service's config
+	events      func(*post.Events) // adjusts the posts service's live updates
 }
 
 func newStack(t *testing.T, o stackOptions) *stack {
@@ -54,7 +57,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.DiscardHandler)
-	st := &stack{db: db, log: log, token: o.token}
+	st := &stack{db: db, log: log, token: o.token, opt: o}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	consumer := post.NewCommentSync(db.Posts(), db.CommentFeed(), log)
@@ -75,10 +78,14 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	st.comments = httptest.NewServer(crt)
 	t.Cleanup(st.comments.Close)
 
-	ws, err := web.New(web.Config{
+	wcfg := web.Config{
 		PostsURL: "http://" + st.posts.addr, CommentsURL: st.comments.URL,
 		Token: o.token, CommentRate: o.commentRate, Log: log,
-	})
+	}
+	if o.web != nil {
+		o.web(&wcfg)
+	}
+	ws, err := web.New(wcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +121,11 @@ func startPosts(t *testing.T, st *stack, ln net.Listener) *postsService {
 	go func() { defer close(hubDone); _ = hub.Run(ctx) }()
 	rt := api.NewRouter(st.log)
 	(&post.Handler{Store: st.db.Posts(), Log: st.log, Auth: api.RequireToken(st.token)}).Register(rt)
-	(&post.Events{Hub: hub, Log: st.log}).Register(rt)
+	ev := &post.Events{Hub: hub, Log: st.log}
+	if st.opt.events != nil {
+		st.opt.events(ev)
+	}
+	ev.Register(rt)
 	rt.Health(map[string]api.Probe{"store": st.db.Posts().Ping, "live updates": hub.Ready})
 	srv := &http.Server{Handler: rt, WriteTimeout: 2 * time.Second}
 	srv.RegisterOnShutdown(cancel)
@@ -211,10 +222,28 @@ func (c *client) get(path string) page {
 	return c.do("GET", path, nil, nil)
 }
 
-// post sends a form as a same-origin browser would.
+// post sends a form as a same-origin browser would. A comment form (one
+// with text) without a token gets a fresh one from its page first, as a
+// browser's form has one.
 func (c *client) post(path string, form url.Values) page {
 	c.t.Helper()
+	if form.Has("text") && !form.Has("token") {
+		form.Set("token", c.formToken(path))
+	}
 	return c.do("POST", path, form, http.Header{"Sec-Fetch-Site": {"same-origin"}, "Origin": {c.base}})
+}
+
+var tokenInput = regexp.MustCompile(`name="token" value="([0-9a-f]{32})"`)
+
+// formToken reads a comment form's one-time token from the page at path
+// ("" when the page has none).
+func (c *client) formToken(path string) string {
+	c.t.Helper()
+	m := tokenInput.FindStringSubmatch(c.get(path).body)
+	if m == nil {
+		return ""
+	}
+	return m[1]
 }
 
 func (c *client) do(method, path string, form url.Values, h http.Header) page {
@@ -292,7 +321,7 @@ func TestPostPage(t *testing.T) {
 	for _, want := range []string{
 		`Title &lt;b&gt;bold&lt;/b&gt;`,
 		`<p>First paragraph.</p>`,
-		`Second &lt;script&gt;alert(1)&lt;/script&gt; paragraph.`,
+		`Second alert(1) paragraph.`,
 		`&lt;img src=x onerror=alert(1)&gt;`,
 		`<form method="post" action="/posts/` + p.ID + `"`,
 		`<textarea id="comment-text" name="text"`,
@@ -341,7 +370,9 @@ func TestAddComment(t *testing.T) {
 		{name: "ok-303", text: "Nice post!", status: 303},
 		{name: "multiline-303", text: "line one\nline two", status: 303},
 		{name: "blank-422", text: "   ", status: 422, message: "Your comment is required and must not be blank."},
-		{name: "too-long-422", text: strings.Repeat("x", comment.MaxTextBytes+1), status: 422, message: "Your comment must be at most 10240 bytes."},
+		{name: "too-long-422", text: strings.Repeat("x", comment.MaxTextChars+1), status: 422, message: "Your comment must be at most 10000 characters."},
+		{name: "cjk-at-limit-303", text: strings.Repeat("字", comment.MaxTextChars), status: 303},
+		{name: "emoji-at-limit-303", text: strings.Repeat("😀", comment.MaxTextChars), status: 303},
 		{name: "control-chars-422", text: "a\x00b", status: 422, message: "Your comment must not contain control characters."},
 		{name: "unknown-post-404", path: "/posts/0123456789abcdef01234567", text: "hi", status: 404},
 		{name: "cross-site-403", text: "forged", header: http.Header{"Sec-Fetch-Site": {"cross-site"}}, status: 403},
@@ -392,8 +423,8 @@ func TestAddComment(t *testing.T) {
 	// Nothing forged or invalid was stored.
 	var cs []comment.Comment
 	getJSON(t, st.comments.URL+"/comments/"+p.ID, &cs)
-	if len(cs) != 2 {
-		t.Errorf("%d comments stored, want the 2 valid ones", len(cs))
+	if len(cs) != 4 {
+		t.Errorf("%d comments stored, want the 4 valid ones", len(cs))
 	}
 }
 
@@ -410,47 +441,76 @@ func TestCommentRateLimit(t *testing.T) {
 	}
 }
 
+// TestCommentPages: a busy post opens on its latest comments; the redirect
+// after commenting lands on the new comment, anchored; older and newer
+// pages link both ways and tell the live script their range.
 func TestCommentPages(t *testing.T) {
 	st := newStack(t, stackOptions{})
 	p := st.createPost(t, "Popular", "text")
-	st.addComments(t, p.ID, 50)
+	st.addComments(t, p.ID, 120)
 	c := st.client(t)
 
-	first := c.get("/posts/" + p.ID)
-	checkPage(t, first)
-	if n := len(commentItem.FindAllString(first.body, -1)); n != 50 {
-		t.Fatalf("first page shows %d comments, want 50", n)
+	latest := c.get("/posts/" + p.ID)
+	checkPage(t, latest)
+	if n := len(commentItem.FindAllString(latest.body, -1)); n != 50 {
+		t.Fatalf("latest page shows %d comments, want 50", n)
 	}
-	if strings.Contains(first.body, `rel="next"`) {
-		t.Fatal("a full last page links to a next page")
+	var all []comment.Comment
+	for next := "/comments/" + p.ID + "?limit=100"; next != ""; {
+		var page []comment.Comment
+		h := getJSONHeader(t, st.comments.URL+next, &page)
+		all = append(all, page...)
+		next = ""
+		if m := regexp.MustCompile(`<([^>]+)>; rel="next"`).FindStringSubmatch(h.Get("Link")); m != nil {
+			next = m[1]
+		}
+	}
+	if !strings.Contains(latest.body, `id="c-`+all[119].ID+`"`) || !strings.Contains(latest.body, `id="c-`+all[70].ID+`"`) || strings.Contains(latest.body, `id="c-`+all[69].ID+`"`) {
+		t.Fatal("the latest page does not show the latest 50 comments")
+	}
+	if strings.Contains(latest.body, `rel="next"`) || strings.Contains(latest.body, `data-end-ms=`) {
+		t.Fatal("the latest page links to newer comments or ends")
 	}
 
-	// The page is full: the new comment lands on the next one, and the
-	// redirect goes where it is shown.
-	res := c.post("/posts/"+p.ID, url.Values{"text": {"number 51"}})
+	// Older, and back: each page 50, the oldest ends at #1.
+	older := regexp.MustCompile(`<a rel="prev" href="([^"]+)">← Older comments`)
+	newer := regexp.MustCompile(`<a rel="next" href="([^"]+)">Newer comments`)
+	m := older.FindStringSubmatch(latest.body)
+	if m == nil {
+		t.Fatal("no link to older comments")
+	}
+	middle := c.get(html.UnescapeString(m[1]))
+	if n := len(commentItem.FindAllString(middle.body, -1)); n != 50 || !strings.Contains(middle.body, `id="c-`+all[20].ID+`"`) || !strings.Contains(middle.body, `id="c-`+all[69].ID+`"`) {
+		t.Fatalf("the older page shows %d comments, want #21-#70", n)
+	}
+	if !strings.Contains(middle.body, `data-start-ms=`) || !strings.Contains(middle.body, `data-end-ms=`) {
+		t.Error("a middle page does not tell the script its range")
+	}
+	m = older.FindStringSubmatch(middle.body)
+	if m == nil {
+		t.Fatal("no link to the oldest comments")
+	}
+	oldest := c.get(html.UnescapeString(m[1]))
+	if n := len(commentItem.FindAllString(oldest.body, -1)); n != 20 || older.MatchString(oldest.body) {
+		t.Fatalf("the oldest page shows %d comments (want #1-#20) or links further back", n)
+	}
+	m = newer.FindStringSubmatch(oldest.body)
+	if m == nil {
+		t.Fatal("no link from the oldest page to newer comments")
+	}
+	if back := c.get(html.UnescapeString(m[1])); !strings.Contains(back.body, `id="c-`+all[20].ID+`"`) {
+		t.Fatal("newer from the oldest page does not start at #21")
+	}
+
+	// A new comment lands on the latest page, anchored on it.
+	res := c.post("/posts/"+p.ID, url.Values{"text": {"number 121"}})
 	loc := res.header.Get("Location")
-	if res.status != 303 || !strings.Contains(loc, "?after=") {
-		t.Fatalf("redirect %d to %q, want a later page", res.status, loc)
+	if res.status != 303 || !regexp.MustCompile(`^/posts/[0-9a-f]{24}#c-[0-9a-f]{24}$`).MatchString(loc) {
+		t.Fatalf("redirect %d to %q, want the latest page anchored on the comment", res.status, loc)
 	}
-	later := c.get(loc)
-	if !strings.Contains(later.body, "number 51") || !strings.Contains(later.body, "← First comments") {
-		t.Fatalf("the redirect's page does not show the new comment:\n%.3000s", later.body)
-	}
-
-	first = c.get("/posts/" + p.ID)
-	next := regexp.MustCompile(`<a rel="next" href="([^"]+)">Newer comments`).FindStringSubmatch(first.body)
-	if next == nil {
-		t.Fatal("no link to newer comments")
-	}
-	if !strings.Contains(first.body, `data-end-ms=`) {
-		t.Error("a page with a next page does not tell the script where it ends")
-	}
-	second := c.get(html.UnescapeString(next[1]))
-	if n := len(commentItem.FindAllString(second.body, -1)); n != 1 || !strings.Contains(second.body, "number 51") {
-		t.Errorf("second page shows %d comments, want only the 51st", n)
-	}
-	if !strings.Contains(second.body, `data-start-ms=`) || strings.Contains(second.body, `data-end-ms=`) {
-		t.Error("the last page should have a start and no end")
+	id := loc[strings.Index(loc, "#c-")+3:]
+	if page := c.get(loc); !strings.Contains(page.body, `id="c-`+id+`"`) {
+		t.Fatal("the redirect's page does not show the new comment")
 	}
 }
 
@@ -599,16 +659,38 @@ func TestAuthors(t *testing.T) {
 	}
 }
 
-func TestNoAuthorPagesWithoutToken(t *testing.T) {
+// TestWritingWithoutToken: with no token configured (the APIs are open,
+// on loopback), the browser writes posts directly: no sign-in, and the
+// editor, edit and delete work for anyone who reaches the site.
+func TestWritingWithoutToken(t *testing.T) {
 	st := newStack(t, stackOptions{})
 	c := st.client(t)
-	for _, path := range []string{"/login", "/posts/new"} {
-		if res := c.get(path); res.status != 404 {
-			t.Errorf("%s: %d, want 404 when no token is configured", path, res.status)
-		}
+	if res := c.get("/login"); res.status != 404 {
+		t.Errorf("/login: %d, want 404 when no token is configured", res.status)
 	}
-	if res := c.get("/"); strings.Contains(res.body, "Sign in") {
-		t.Error("home offers sign-in without a token")
+	home := c.get("/")
+	if strings.Contains(home.body, "Sign in") || !strings.Contains(home.body, `href="/posts/new"`) {
+		t.Error("home should offer writing and no sign-in without a token")
+	}
+	if res := c.get("/posts/new"); res.status != 200 || !strings.Contains(res.body, `name="title"`) {
+		t.Fatalf("/posts/new: %d", res.status)
+	}
+	res := c.post("/posts", url.Values{"title": {"Open blog"}, "content": {"Written without a token."}})
+	if res.status != 303 || !strings.HasPrefix(res.header.Get("Location"), "/posts/") {
+		t.Fatalf("create: %d %s", res.status, res.body)
+	}
+	path := res.header.Get("Location")
+	if res := c.post(path+"/edit", url.Values{"title": {"Open blog, edited"}, "content": {"Still open."}}); res.status != 303 {
+		t.Fatalf("edit: %d", res.status)
+	}
+	if page := c.get(path); !strings.Contains(page.body, "Open blog, edited") || !strings.Contains(page.body, path+"/edit") {
+		t.Fatalf("edited post page lacks the new title or its edit link")
+	}
+	if res := c.post(path+"/delete", url.Values{}); res.status != 303 {
+		t.Fatalf("delete: %d", res.status)
+	}
+	if res := c.get(path); res.status != 404 {
+		t.Fatalf("deleted post: %d", res.status)
 	}
 }
 
@@ -761,8 +843,10 @@ func TestRelay(t *testing.T) {
 	t.Run("survives-posts-restart", func(t *testing.T) {
 		// Changes made while the posts service is down come through, once,
 		// when it is back, on the same browser connection.
+		// The reader's page was open (with its form token) before.
+		token := c.formToken("/posts/" + p.ID)
 		st.restartPostsWith(t, func() {
-			if res := c.post("/posts/"+p.ID, url.Values{"text": {"while down"}}); res.status != 303 {
+			if res := c.post("/posts/"+p.ID, url.Values{"text": {"while down"}, "token": {token}}); res.status != 303 {
 				t.Fatalf("comment while posts is down: %d", res.status)
 			}
 		})
@@ -930,5 +1014,49 @@ func getJSON(t *testing.T, u string, out any) {
 	defer res.Body.Close()
 	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// getJSONHeader is getJSON that also returns the answer's headers.
+func getJSONHeader(t *testing.T, u string, out any) http.Header {
+	t.Helper()
+	res, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+	return res.Header
+}
+
+// TestHomePagesBothWays: the home page links to older posts and, from
+// there, back to newer ones, page by page.
+func TestHomePagesBothWays(t *testing.T) {
+	st := newStack(t, stackOptions{})
+	for i := range 25 {
+		st.createPost(t, fmt.Sprintf("Post %02d", i), "text")
+	}
+	c := st.client(t)
+	older := regexp.MustCompile(`<a rel="next" href="([^"]+)">Older posts`)
+	newer := regexp.MustCompile(`<a rel="prev" href="([^"]+)">← Newer posts`)
+	first := c.get("/")
+	if newer.MatchString(first.body) {
+		t.Fatal("the first page links to newer posts")
+	}
+	m := older.FindStringSubmatch(first.body)
+	second := c.get(html.UnescapeString(m[1]))
+	third := c.get(html.UnescapeString(older.FindStringSubmatch(second.body)[1]))
+	if !strings.Contains(third.body, "Post 04") || !strings.Contains(third.body, "Post 00") || older.MatchString(third.body) {
+		t.Fatalf("the third page should hold posts 04 to 00 and be the last")
+	}
+	back := c.get(html.UnescapeString(newer.FindStringSubmatch(third.body)[1]))
+	if !strings.Contains(back.body, "Post 14") || !strings.Contains(back.body, "Post 05") || strings.Contains(back.body, "Post 15") || strings.Contains(back.body, "Post 04") {
+		t.Fatalf("newer from the third page should be the second page (14 to 05): %q", regexp.MustCompile(`Post [0-9]+`).FindAllString(back.body, -1))
+	}
+	top := c.get(html.UnescapeString(newer.FindStringSubmatch(back.body)[1]))
+	if !strings.Contains(top.body, "Post 24") || !strings.Contains(top.body, "Post 15") || newer.MatchString(top.body) {
+		t.Fatalf("newer from the second page should be the first page, with no newer link:\n%.3000s", top.body)
 	}
 }

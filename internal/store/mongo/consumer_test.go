@@ -165,34 +165,6 @@ func start[T any](t *testing.T, c *changes.Consumer[T]) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-// TestPoisonEventParked runs the comment sync over an undecodable comment:
-// it is parked in dead_letters and the comments after it still arrive.
-func TestPoisonEventParked(t *testing.T) {
-	db, b := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
-	s := post.NewCommentSync(db.Posts(), db.CommentFeed(), nil)
-	s.MinBackoff, s.MaxBackoff = time.Millisecond, 10*time.Millisecond
-	start(t, s)
-	waitFor(t, "consumer running", s.Running)
-	p := newPost(t, db, "p", at(0))
-	bad := insertBadComment(t, b, p.ID)
-	newComment(t, db, p.ID, "after the poison", at(1))
-	waitFor(t, "the comment after the poison", func() bool {
-		got, err := db.Posts().Get(ctxFor(t), p.ID)
-		return err == nil && got.CommentCount == 1
-	})
-	var rec bson.M
-	err := b.Database().Collection("dead_letters").FindOne(ctxFor(t), bson.M{"key": bad}).Decode(&rec)
-	if err != nil {
-		t.Fatalf("no dead letter for %s: %v", bad, err)
-	}
-	if rec["consumer"] != post.CommentsConsumer || rec["op"] != "insert" || rec["reason"] == "" {
-		t.Errorf("dead letter %v", rec)
-	}
-	if n := s.Stats().DeadLetters; n != 1 {
-		t.Errorf("consumer counted %d dead letters, want 1", n)
-	}
-}
-
 // TestRebuild checks a rebuild makes the read model match the comments
 // collection whatever state it was in, and ends at the given position.
 func TestRebuild(t *testing.T) {

@@ -34,7 +34,7 @@ func stores(db *mongo.DB) storetest.Stores {
 			ds, err := db.DeadLetters(ctx, consumer)
 			var out []storetest.Parked
 			for _, d := range ds {
-				out = append(out, storetest.Parked{Op: d.Op, Key: d.DocID, Reason: d.Reason})
+				out = append(out, storetest.Parked{Op: d.Op, Key: d.Key, Reason: d.Reason})
 			}
 			return out, err
 		},

@@ -11,31 +11,8 @@ import (
 
 	"blog/internal/changes"
 	"blog/internal/comment"
+	"blog/internal/post"
 )
-
-// DeadLetter is an event a consumer could not apply and parked in
-// dead_letters, as an operator sees it.
-type DeadLetter struct {
-	// ID is the record's _id: the consumer's name and the event's token,
-	// which is what makes parking the same event twice record it once.
-	ID       string
-	Consumer string
-	Op       changes.Op
-	// DocID is the changed document's _id (the event's Key).
-	DocID string
-	// Doc is the event's document: as the consumer decoded it, or, for one
-	// it could not decode, as the source collection held it when it was
-	// parked (so a malformed document shows as it was written). Nil for a
-	// delete, or when the document was gone by then.
-	Doc    bson.Raw
-	Reason string
-	// Token is the event's position in its feed.
-	Token changes.Token
-	// CommittedAt is when the change was committed.
-	CommittedAt time.Time
-	// At is when it was first parked.
-	At time.Time
-}
 
 // deadLetterDoc is a dead_letters record as stored.
 type deadLetterDoc struct {
@@ -55,27 +32,108 @@ type deadLetterDoc struct {
 var deadLettersIndex = bson.D{{Key: "consumer", Value: 1}, {Key: "parkedAt", Value: 1}, {Key: "seq", Value: 1}}
 
 // DeadLetters returns the events the named consumer has parked, oldest
-// first; what an operator reads to decide what to mend by hand.
-func (db *DB) DeadLetters(ctx context.Context, consumer string) ([]DeadLetter, error) {
+// first; what an operator reads (`blog deadletters`) to decide what to mend
+// by hand. IDs are the records' _ids: the consumer's name and the event's
+// token.
+func (db *DB) DeadLetters(ctx context.Context, consumer string) ([]changes.DeadLetter, error) {
 	docs, err := find[deadLetterDoc](ctx, db.deadLetters, bson.D{{Key: "consumer", Value: consumer}}, deadLettersIndex, 0)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: read dead letters of %q: %w", consumer, err)
 	}
-	out := make([]DeadLetter, len(docs))
+	out := make([]changes.DeadLetter, len(docs))
 	for i, d := range docs {
-		out[i] = DeadLetter{
-			ID:          d.ID,
-			Consumer:    d.Consumer,
-			Op:          changes.Op(d.Op),
-			DocID:       d.Key,
-			Doc:         d.Doc,
-			Reason:      d.Reason,
-			Token:       changes.Token(d.Token.Data),
-			CommittedAt: ms(d.CommittedAt),
-			At:          ms(d.ParkedAt),
+		out[i] = changes.DeadLetter{
+			ID:       d.ID,
+			Consumer: d.Consumer,
+			Op:       changes.Op(d.Op),
+			Key:      d.Key,
+			Doc:      d.Doc,
+			Reason:   d.Reason,
+			Token:    changes.Token(d.Token.Data),
+			At:       ms(d.ParkedAt),
 		}
 	}
 	return out, nil
+}
+
+// DeadLetters returns the comment events the consumer has parked.
+func (s *postStore) DeadLetters(ctx context.Context, consumer string) ([]changes.DeadLetter, error) {
+	return s.db.DeadLetters(ctx, consumer)
+}
+
+// DeadLetters returns the post events the consumer has parked.
+func (c *cascade) DeadLetters(ctx context.Context, consumer string) ([]changes.DeadLetter, error) {
+	return c.db.DeadLetters(ctx, consumer)
+}
+
+var (
+	_ changes.DeadLetterStore = (*postStore)(nil)
+	_ changes.DeadLetterStore = (*cascade)(nil)
+)
+
+// parkedKey returns the key of the consumer's dead letter id.
+func (db *DB) parkedKey(ctx context.Context, consumer, id string) (string, error) {
+	var d deadLetterDoc
+	err := db.deadLetters.findOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "consumer", Value: consumer}}, &d)
+	if errors.Is(err, ErrNoDocuments) {
+		return "", fmt.Errorf("dead letter %s of %q: %w", id, consumer, changes.ErrNoDeadLetter)
+	}
+	return d.Key, err
+}
+
+// RetryDeadLetter applies the parked comment event id again, from the
+// comment as the comments collection holds it now (an update when it
+// exists, which copies it if need be; a delete when it is gone), by the
+// rules of post.ApplyComments, and removes the record, in one transaction.
+// A comment that still cannot be read or applied keeps its record and
+// returns why.
+func (s *postStore) RetryDeadLetter(ctx context.Context, consumer, id string) error {
+	err := s.db.b.WithTransaction(ctx, func(ctx context.Context) error {
+		key, err := s.db.parkedKey(ctx, consumer, id)
+		if err != nil {
+			return err
+		}
+		ev := changes.Event[comment.Comment]{Op: changes.Delete, Key: key}
+		if cid, ok := oid(key); ok {
+			var d commentDoc
+			switch err := s.db.comments.findOne(ctx, idFilter(cid), &d); {
+			case err == nil:
+				ev = changes.Event[comment.Comment]{Op: changes.Update, Key: key, Doc: d.comment(), Found: true}
+			case !errors.Is(err, ErrNoDocuments):
+				return fmt.Errorf("comment %s is still unreadable: %w", key, err)
+			}
+		}
+		if _, err := post.ApplyComments(ctx, readModel{db: s.db}, []changes.Event[comment.Comment]{ev}, s.db.opt.EmbedLimit); err != nil {
+			return err
+		}
+		_, err = s.db.deadLetters.deleteMany(ctx, bson.D{{Key: "_id", Value: id}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("mongo: retry dead letter %s of %q: %w", id, consumer, err)
+	}
+	return nil
+}
+
+// RetryDeadLetter applies the parked post event id again: if that post does
+// not exist (now), its comments are deleted by comment.DeleteChunked, a
+// chunk per transaction; then the record is removed. A live post's
+// comments stay, whatever the event was.
+func (c *cascade) RetryDeadLetter(ctx context.Context, consumer, id string) error {
+	key, err := c.db.parkedKey(ctx, consumer, id)
+	if err == nil {
+		err = comment.CheckPostEvent(changes.Event[post.Post]{Op: changes.Delete, Key: key})
+	}
+	if err == nil {
+		_, err = comment.DeleteChunked(ctx, key, c.db.deleteChunk, 0, c.orphans(consumer, 0))
+	}
+	if err == nil {
+		_, err = c.db.deadLetters.deleteMany(ctx, bson.D{{Key: "_id", Value: id}, {Key: "consumer", Value: consumer}})
+	}
+	if err != nil {
+		return fmt.Errorf("mongo: retry dead letter %s of %q: %w", id, consumer, err)
+	}
+	return nil
 }
 
 // DeadLetter parks a comment event the posts read model could not apply;

@@ -38,7 +38,17 @@ func TestCommitBounded(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			db, env := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{CommitTimeout: tc.commit})
+			var mu sync.Mutex
+			var commitMaxTimeMS []int64 // what each commitTransaction carried
+			observe := func(_, name string, cmd, _ bson.Raw) {
+				if name == "commitTransaction" {
+					mu.Lock()
+					defer mu.Unlock()
+					n, _ := cmd.Lookup("maxTimeMS").AsInt64OK()
+					commitMaxTimeMS = append(commitMaxTimeMS, n)
+				}
+			}
+			db, env := mongotest.OpenEnv(t, mongowire.Options{Observe: observe}, mongo.Options{CommitTimeout: tc.commit})
 			env.FailPoint(t, bson.D{{Key: "times", Value: 1}}, bson.D{
 				{Key: "failCommands", Value: bson.A{"commitTransaction"}},
 				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000}})
@@ -57,6 +67,21 @@ func TestCommitBounded(t *testing.T) {
 			if took > 1500*time.Millisecond {
 				t.Fatalf("acquire returned after %s, want about 300ms, not the 2s the commit was held", took)
 			}
+			if env.Real() {
+				return
+			}
+			// The server is told the bound too: the commit carries maxTimeMS
+			// (maxCommitTimeMS), so a server stops waiting for a majority.
+			waitFor(t, "the held commit", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(commitMaxTimeMS) > 0
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if n := commitMaxTimeMS[0]; n <= 0 || n > 300 {
+				t.Fatalf("commitTransaction carried maxTimeMS %d, want 1..300", n)
+			}
 		})
 	}
 }
@@ -66,7 +91,11 @@ func TestCommitBounded(t *testing.T) {
 func TestTransactionsReadPrimary(t *testing.T) {
 	t.Parallel()
 	_, env := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{})
-	db, err := mongo.Open(ctxFor(t), env.URI+"&readPreference=secondaryPreferred", mongo.Options{})
+	sep := "?"
+	if strings.Contains(env.URI, "?") {
+		sep = "&"
+	}
+	db, err := mongo.Open(ctxFor(t), env.URI+sep+"readPreference=secondaryPreferred", mongo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +231,52 @@ func TestPostEventsShipNoDocuments(t *testing.T) {
 			}
 			if tc.wantFound && ev.Doc.Title != "edited" {
 				t.Fatalf("looked-up post title %q, want edited", ev.Doc.Title)
+			}
+		})
+	}
+}
+
+// TestSyncSurvivesFailPoints: a getMore failing with CappedPositionLost, or
+// a commit the server holds past the apply's deadline, delays the comment
+// sync but does not stop it: the comment reaches its post.
+func TestSyncSurvivesFailPoints(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		data bson.D
+	}{
+		{"getmore-capped-position-lost", bson.D{{Key: "failCommands", Value: bson.A{"getMore"}}, {Key: "errorCode", Value: 136}}},
+		{"commit-blocked", bson.D{{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+			{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 1500}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, env := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{CommitTimeout: 500 * time.Millisecond})
+			p := newPost(t, db, "p", at(0))
+			s := post.NewCommentSync(db.Posts(), db.CommentFeed(), nil)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_ = s.Run(ctx)
+			}()
+			defer func() { cancel(); <-done }()
+			waitFor(t, "consumer running", s.Running)
+			env.FailPoint(t, bson.D{{Key: "times", Value: 1}}, tc.data)
+			newComment(t, db, p.ID, "c", at(1))
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				got, err := db.Posts().Get(ctxFor(t), p.ID)
+				if err == nil && got.CommentCount == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("comment not embedded within 10 s of the fault: %+v, %v", got, err)
+				}
+				time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline
+			}
+			if n := env.FailPointOff(t); n != 1 {
+				t.Fatalf("the fail point fired %d times, want 1: the test proves nothing", n)
 			}
 		})
 	}

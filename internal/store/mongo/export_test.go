@@ -22,3 +22,11 @@ func SetCommentCount(ctx context.Context, db *DB, postID string, n int) error {
 	_, err := db.posts.updateOne(ctx, idFilter(pid), bson.D{{Key: "$set", Value: bson.D{{Key: "commentCount", Value: int64(n)}}}}, false)
 	return err
 }
+
+// SetRepairChunk sets how many comments one RebuildPost transaction copies
+// or prunes, and returns a function that restores it.
+func SetRepairChunk(n int) (restore func()) {
+	old := repairChunk
+	repairChunk = n
+	return func() { repairChunk = old }
+}

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/changes"
 	"blog/internal/comment"
+	"blog/internal/page"
 	"blog/internal/post"
 )
 
@@ -23,6 +25,10 @@ var (
 // rebuildChunk is how many documents one rebuild transaction handles:
 // small enough for a transaction, large enough not to crawl.
 const rebuildChunk = 500
+
+// repairChunk is rebuildChunk for RebuildPost; tests lower it to reach
+// several chunks with few comments.
+var repairChunk = rebuildChunk
 
 // Rebuild phases, in order.
 const (
@@ -252,38 +258,43 @@ func (s *postStore) postsChunk(ctx context.Context, prog rebuildProgress) (rebui
 }
 
 // RebuildPost recomputes one post's part of the read model from the
-// comments collection, in one transaction: its post_comments copies (every
-// comment of the post copied over, copies of comments that no longer exist
-// deleted), then its embedded window and commentCount from those copies.
-// `blog verify --repair` mends drift with it (it is post.Repairer). It
-// returns post.ErrNotFound for an unknown post, and writes nothing then.
+// comments collection: its post_comments copies (every comment of the post
+// copied over, copies of comments that no longer exist deleted), then its
+// embedded window and commentCount from those copies. `blog verify
+// --repair` mends drift with it (it is post.Repairer). It returns
+// post.ErrNotFound for an unknown post, and writes nothing then.
 //
-// It needs no lease: the consumer's later events apply on top of it
-// idempotently, because Apply decides everything by the presence of a copy,
-// whoever made it; and on a real server a consumer batch touching the same
-// post meanwhile conflicts with it on the post document, so one of the two
-// transactions is retried on the other's result.
+// The copies are made and pruned in transactions of at most rebuildChunk
+// comments each, paged by (createdAt, _id) along the posts' comment index,
+// so the largest posts repair too: one transaction with a write per comment
+// would outlast MongoDB's transaction time limit (60 s) on exactly those.
+// The window and count are then set in one small transaction. A repair cut
+// short leaves copies in step or not yet, and the post as it was; running
+// it again finishes it.
 //
-// The whole post is one transaction, so its size grows with the post's
-// comment count (about 100 bytes of copy per comment); that is the price of
-// never leaving a post half repaired. Rebuild, which covers every post, works
-// in bounded chunks instead.
+// It needs no lease: the consumer's events meanwhile apply on top of it
+// idempotently, because post.ApplyComments decides everything by the
+// presence of a copy, whoever made it; and the last step recomputes the
+// window and count from the copies as they are then.
 func (s *postStore) RebuildPost(ctx context.Context, postID string) error {
 	pid, ok := oid(postID)
 	if !ok {
 		return post.ErrNotFound
 	}
+	var exists idDoc
+	if err := s.db.posts.findOne(ctx, idFilter(pid), &exists); err != nil {
+		if errors.Is(err, ErrNoDocuments) {
+			return post.ErrNotFound
+		}
+		return fmt.Errorf("mongo: rebuild post %s: %w", postID, err)
+	}
+	if err := s.copyPost(ctx, pid); err != nil {
+		return fmt.Errorf("mongo: rebuild post %s: copy: %w", postID, err)
+	}
+	if err := s.prunePost(ctx, pid); err != nil {
+		return fmt.Errorf("mongo: rebuild post %s: prune: %w", postID, err)
+	}
 	err := s.db.b.WithTransaction(ctx, func(ctx context.Context) error {
-		var exists idDoc
-		if err := s.db.posts.findOne(ctx, idFilter(pid), &exists); err != nil {
-			if errors.Is(err, ErrNoDocuments) {
-				return post.ErrNotFound
-			}
-			return err
-		}
-		if err := s.copyPost(ctx, pid); err != nil {
-			return err
-		}
 		return s.recompute(ctx, pid)
 	})
 	if err != nil {
@@ -292,51 +303,103 @@ func (s *postStore) RebuildPost(ctx context.Context, postID string) error {
 	return nil
 }
 
-// copyPost makes post pid's copies in post_comments equal to its comments:
-// the copy and prune phases of Rebuild, for one post. A comment that does
-// not decode (written by hand, say) is logged and left out, as Rebuild does.
-func (s *postStore) copyPost(ctx context.Context, pid bson.ObjectID) error {
-	byPost := bson.D{{Key: "postId", Value: pid}}
-	f, err := encode(byPost)
-	if err != nil {
-		return err
-	}
-	raws, err := s.db.comments.c.Find(ctx, f, nil, 0)
-	if err != nil {
-		return fmt.Errorf("find in %s: %w", s.db.comments.name, err)
-	}
-	live := make(map[bson.ObjectID]bool, len(raws))
-	for _, raw := range raws {
-		// Alive whether or not it decodes, so an unreadable comment keeps
-		// the copy it may have, as Rebuild's prune phase keeps it.
-		if id, ok := bson.Raw(raw).Lookup("_id").ObjectIDOK(); ok {
-			live[id] = true
-		}
-		var d commentDoc
-		if err := bson.Unmarshal(raw, &d); err != nil {
-			s.db.log.Warn("post repair skips a comment it cannot read", "post", pid.Hex(),
-				"id", bson.Raw(raw).Lookup("_id").String(), "err", err)
-			continue
-		}
-		if _, err := s.db.postComments.updateOne(ctx, idFilter(d.ID), copyUpdate(d), true); err != nil {
+// postChunks walks the documents of c whose postId is pid, in (createdAt,
+// _id) order along the collection's postId index, a chunk of at most
+// repairChunk per transaction, calling fn with each chunk inside it. A
+// document whose createdAt is not a date cannot be paged past by the
+// keyset and is seen only if it sorts first (it is left out of the copies
+// anyway, as Rebuild leaves it out).
+func (s *postStore) postChunks(ctx context.Context, c coll, pid bson.ObjectID, fn func(ctx context.Context, raws []bson.Raw) error) error {
+	var cur *page.Cursor
+	sort := bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}
+	for {
+		var n int
+		var next *page.Cursor
+		err := s.db.b.WithTransaction(ctx, func(ctx context.Context) error {
+			filter := bson.D{{Key: "postId", Value: pid}}
+			if cur != nil {
+				older, _ := after(cur, true) // built from an ObjectID
+				filter = append(filter, older...)
+			}
+			raws, err := find[bson.Raw](ctx, c, filter, sort, int64(repairChunk))
+			if err != nil {
+				return err
+			}
+			n, next = len(raws), nil
+			for i := len(raws) - 1; i >= 0 && next == nil; i-- {
+				id, ok1 := raws[i].Lookup("_id").ObjectIDOK()
+				at, ok2 := raws[i].Lookup("createdAt").DateTimeOK()
+				if ok1 && ok2 {
+					next = &page.Cursor{At: time.UnixMilli(at).UTC(), ID: id.Hex()}
+				}
+			}
+			return fn(ctx, raws)
+		})
+		if err != nil {
 			return err
 		}
-	}
-	copies, err := find[idDoc](ctx, s.db.postComments, byPost, nil, 0)
-	if err != nil {
-		return err
-	}
-	var gone bson.A
-	for _, c := range copies {
-		if !live[c.ID] {
-			gone = append(gone, c.ID)
+		if n < repairChunk || next == nil {
+			return nil
 		}
+		cur = next
 	}
-	if len(gone) == 0 {
+}
+
+// copyPost makes post pid's copies in post_comments equal to its comments,
+// a chunk per transaction. A comment that does not decode (written by
+// hand, say) is logged and left out, as Rebuild does.
+func (s *postStore) copyPost(ctx context.Context, pid bson.ObjectID) error {
+	return s.postChunks(ctx, s.db.comments, pid, func(ctx context.Context, raws []bson.Raw) error {
+		for _, raw := range raws {
+			var d commentDoc
+			if err := bson.Unmarshal(raw, &d); err != nil {
+				s.db.log.Warn("post repair skips a comment it cannot read", "post", pid.Hex(),
+					"id", raw.Lookup("_id").String(), "err", err)
+				continue
+			}
+			if _, err := s.db.postComments.updateOne(ctx, idFilter(d.ID), copyUpdate(d), true); err != nil {
+				return err
+			}
+		}
 		return nil
-	}
-	_, err = s.db.postComments.deleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: gone}}}})
-	return err
+	})
+}
+
+// prunePost deletes post pid's copies whose comment no longer exists, a
+// chunk per transaction. A comment that exists but does not decode keeps
+// the copy it may have, as Rebuild's prune phase keeps it.
+func (s *postStore) prunePost(ctx context.Context, pid bson.ObjectID) error {
+	return s.postChunks(ctx, s.db.postComments, pid, func(ctx context.Context, raws []bson.Raw) error {
+		ids := make(bson.A, 0, len(raws))
+		for _, raw := range raws {
+			if id, ok := raw.Lookup("_id").ObjectIDOK(); ok {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		in := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
+		live, err := find[idDoc](ctx, s.db.comments, in, nil, 0)
+		if err != nil {
+			return err
+		}
+		alive := make(map[bson.ObjectID]bool, len(live))
+		for _, l := range live {
+			alive[l.ID] = true
+		}
+		var gone bson.A
+		for _, id := range ids {
+			if !alive[id.(bson.ObjectID)] {
+				gone = append(gone, id)
+			}
+		}
+		if len(gone) == 0 {
+			return nil
+		}
+		_, err = s.db.postComments.deleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: gone}}}})
+		return err
+	})
 }
 
 // recompute sets a post's window and count from its copies in post_comments.

@@ -22,10 +22,13 @@ const DefaultDatabase = "blog"
 // driver, checks that it can serve change streams, and returns the DB over
 // the URI's database (DefaultDatabase when the URI has no path).
 //
-// It fails fast and says what to do: an unreachable server is reported with
-// the (password-masked) URI, and a standalone mongod, which has no oplog and
-// so no change streams, is refused at start-up rather than failing later in
-// the consumer.
+// It fails fast and says what to do. It first sends hello to each seed
+// host itself, directly and within seconds, and names what it finds: a
+// standalone mongod, which has no oplog and so no change streams
+// (ErrStandalone: restart it with --replSet and run rs.initiate()); a member
+// whose replica set was never initiated (ErrNotInitiated: run rs.initiate());
+// or no answer (ErrUnreachable, naming the hosts). Errors carry the
+// password-masked URI.
 func Open(ctx context.Context, uri string, opt Options) (*DB, error) {
 	timeout := opt.ConnectTimeout
 	if timeout <= 0 {

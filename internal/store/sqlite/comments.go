@@ -64,8 +64,11 @@ func scanComment(sc scanner) (comment.Comment, error) {
 // Create stores c after checking, in the same transaction, that its post
 // exists: the write lock is held throughout, so no process can delete the
 // post in between and leave an orphan on the feed.
+//
+// Concurrent creates share a transaction (group commit, see writeGrouped):
+// each is decided on its own, under its own savepoint.
 func (s *commentStore) Create(ctx context.Context, c comment.Comment) error {
-	err := s.db.write(ctx, func(tx *sql.Tx) error {
+	err := s.db.writeGrouped(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, qCreateComment,
 			c.ID, c.PostID, c.Text, ms(c.CreatedAt), optMS(c.UpdatedAt), c.PostID)
 		if isUnique(err) {

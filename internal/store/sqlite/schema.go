@@ -142,6 +142,30 @@ CREATE INDEX post_comments_post_created ON post_comments (post_id, created_at, c
 DROP INDEX comments_post_created;
 CREATE INDEX comments_post_created ON comments (post_id, created_at, id, text, updated_at);
 `,
+
+	// 4: lean storage (issue 12). Migration 3's covering indexes stored
+	// every comment's text twice more; a list page now seeks the index and
+	// reads its rows by key, the text kept once per table. post_comments
+	// becomes a WITHOUT ROWID table keyed by comment_id, which drops its
+	// rowid and the separate index on comment_id. Same names, same key
+	// orders: every query plan keeps its seek (plan_test.go).
+	`
+DROP INDEX comments_post_created;
+CREATE INDEX comments_post_created ON comments (post_id, created_at, id);
+CREATE TABLE post_comments_lean (
+	comment_id TEXT PRIMARY KEY,
+	post_id    TEXT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+	text       TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER
+) WITHOUT ROWID;
+INSERT INTO post_comments_lean (comment_id, post_id, text, created_at, updated_at)
+	SELECT comment_id, post_id, text, created_at, updated_at FROM post_comments ORDER BY comment_id;
+DROP TABLE post_comments;
+ALTER TABLE post_comments_lean RENAME TO post_comments;
+-- The embedded comments: the latest N of a post; also serves the cascade.
+CREATE INDEX post_comments_post_created ON post_comments (post_id, created_at, comment_id);
+`,
 }
 
 // migrate brings the file's schema up to date in one write transaction, so

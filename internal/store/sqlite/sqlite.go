@@ -102,6 +102,7 @@ type DB struct {
 	afterChunk func() error
 
 	wakes    *wakeup   // the streams' signals and the watcher's state (wake.go)
+	group    grouper   // writes awaiting a group commit (group.go)
 	presence *presence // tells whether another DB has the file open
 	watcher  sync.WaitGroup
 	done     chan struct{} // closed by Close, so waiting streams return
@@ -112,9 +113,12 @@ type DB struct {
 // to date. Another process may hold the same dir open.
 func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("sqlite: create data dir: %w", err)
+		return nil, fmt.Errorf("sqlite: create data directory %s: %s", dir, reason(err))
 	}
 	path := filepath.Join(dir, FileName)
+	if err := checkWritable(dir, path); err != nil {
+		return nil, err
+	}
 	db := &DB{
 		path:       path,
 		embedLimit: opt.EmbedLimit,
@@ -153,6 +157,10 @@ func Open(ctx context.Context, dir string, opt Options) (*DB, error) {
 	if err := db.r.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := probeWrite(ctx, db); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	db.presence = openPresence(path)
 	db.watcher.Go(db.watch)

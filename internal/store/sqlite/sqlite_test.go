@@ -18,6 +18,7 @@ import (
 	"blog/internal/comment"
 	"blog/internal/page"
 	"blog/internal/post"
+	"blog/internal/store/sqlite/sqlitetest"
 	"blog/internal/store/storetest"
 )
 
@@ -48,8 +49,8 @@ func stores(db *DB) storetest.Stores {
 		EmbedLimit:                   db.embedLimit,
 		Leases:                       db.Leases(),
 		Cascade:                      db.PostCascade(),
-		InjectMalformedComment:       injector(db.InjectMalformedComment),
-		InjectMalformedCommentOnPost: injector(db.InjectMalformedCommentOnPost),
+		InjectMalformedComment:       injector(db.path, sqlitetest.InjectMalformedComment),
+		InjectMalformedCommentOnPost: injector(db.path, sqlitetest.InjectMalformedCommentOnPost),
 		DeadLetters:                  deadLetters(db),
 		SetCommentCount:              commentCounter(db),
 		SetDeleteChunk:               func(n int) { db.deletesPerTx = n },
@@ -69,10 +70,10 @@ func commentCounter(db *DB) func(t *testing.T, postID string, n int) {
 
 // injector and deadLetters adapt the store's test and operator helpers to
 // the contract suite's hooks.
-func injector(inject func(ctx context.Context, postID string) (string, error)) func(t *testing.T, postID string) string {
+func injector(path string, inject func(ctx context.Context, path, postID string) (string, error)) func(t *testing.T, postID string) string {
 	return func(t *testing.T, postID string) string {
 		t.Helper()
-		id, err := inject(context.Background(), postID)
+		id, err := inject(context.Background(), path, postID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +86,7 @@ func deadLetters(db *DB) func(ctx context.Context, consumer string) ([]storetest
 		ds, err := db.DeadLetters(ctx, consumer)
 		var out []storetest.Parked
 		for _, d := range ds {
-			out = append(out, storetest.Parked{Op: d.Op, Key: d.DocID, Reason: d.Reason})
+			out = append(out, storetest.Parked{Op: d.Op, Key: d.Key, Reason: d.Reason})
 		}
 		return out, err
 	}
@@ -115,8 +116,8 @@ func TestContractTwoProcesses(t *testing.T) {
 			EmbedLimit:                   testOptions.EmbedLimit,
 			Leases:                       a.Leases(),
 			Cascade:                      b.PostCascade(),
-			InjectMalformedComment:       injector(b.InjectMalformedComment),
-			InjectMalformedCommentOnPost: injector(b.InjectMalformedCommentOnPost),
+			InjectMalformedComment:       injector(b.path, sqlitetest.InjectMalformedComment),
+			InjectMalformedCommentOnPost: injector(b.path, sqlitetest.InjectMalformedCommentOnPost),
 			DeadLetters:                  deadLetters(a),
 			SetCommentCount:              commentCounter(a),
 			SetDeleteChunk:               func(n int) { b.deletesPerTx = n },

@@ -13,6 +13,7 @@ import (
 	"blog/internal/comment"
 	"blog/internal/page"
 	"blog/internal/post"
+	"blog/internal/store/sqlite/sqlitetest"
 )
 
 // Adapter-specific tests of issue 3's machinery: what the contract suite
@@ -366,7 +367,7 @@ func TestDeadLetterKeepsRawDoc(t *testing.T) {
 	db := openTest(t, t.TempDir(), testOptions)
 	p := mustPost(t, db)
 	h, _ := db.CommentFeed().Head(ctx)
-	bad, err := db.InjectMalformedComment(ctx, p.ID)
+	bad, err := sqlitetest.InjectMalformedComment(ctx, db.path, p.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +386,7 @@ func TestDeadLetterKeepsRawDoc(t *testing.T) {
 		t.Fatalf("dead letters %+v, %v; want 1", ds, err)
 	}
 	d := ds[0]
-	if d.DocID != bad || d.Op != changes.Insert || !strings.Contains(string(d.Doc), `"postId":123`) ||
+	if d.Key != bad || d.Op != changes.Insert || !strings.Contains(string(d.Doc), `"postId":123`) ||
 		!strings.Contains(d.Reason, "cannot unmarshal") || string(d.Token) != string(ev.Token) || d.At.IsZero() {
 		t.Errorf("dead letter %+v", d)
 	}

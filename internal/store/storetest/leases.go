@@ -11,64 +11,73 @@ import (
 // time, renewals that keep the fence, and a fence that grows every time the
 // lease changes hands, whether it was released or expired.
 func RunLeases(t *testing.T, open func(t *testing.T) Stores) {
-	t.Run("lease-acquire-renew-conflict", func(t *testing.T) {
-		s := open(t)
-		l := needLeases(t, s)
-		fa := mustAcquire(t, l, "l", "a", time.Hour)
-		if fa <= 0 {
-			t.Errorf("first fence %d, want > 0 (0 means no lease)", fa)
-		}
-		if f := mustAcquire(t, l, "l", "a", time.Hour); f != fa {
-			t.Errorf("renewal changed the fence from %d to %d", fa, f)
-		}
-		mustNotAcquire(t, l, "l", "b")
-		mustRelease(t, l, "l", "a")
-		fb := mustAcquire(t, l, "l", "b", time.Hour)
-		if fb <= fa {
-			t.Errorf("fence after hand-over %d, want > %d", fb, fa)
-		}
-		mustNotAcquire(t, l, "l", "a")
-		if f := mustAcquire(t, l, "l", "b", time.Hour); f != fb {
-			t.Errorf("renewal changed the fence from %d to %d", fb, f)
-		}
-	})
+	t.Run("lease-acquire-renew-conflict", func(t *testing.T) { testLeaseAcquireRenewConflict(t, open) })
+	t.Run("lease-expiry-hands-over", func(t *testing.T) { testLeaseExpiryHandsOver(t, open) })
+	t.Run("lease-release-by-other-holder-is-noop", func(t *testing.T) { testLeaseReleaseByOtherHolderIsNoop(t, open) })
+	t.Run("lease-names-are-independent", func(t *testing.T) { testLeaseNamesAreIndependent(t, open) })
+}
 
-	t.Run("lease-expiry-hands-over", func(t *testing.T) {
-		s := open(t)
-		l := needLeases(t, s)
-		fa := mustAcquire(t, l, "l", "a", 50*time.Millisecond)
-		// b waits for a's lease to expire; polling, as a standby does.
-		fb := waitAcquire(t, l, "l", "b")
-		if fb <= fa {
-			t.Errorf("fence after expiry %d, want > %d", fb, fa)
-		}
-		// a, back from a pause, cannot renew what b now holds.
-		mustNotAcquire(t, l, "l", "a")
-		mustRelease(t, l, "l", "b")
-		if fa2 := mustAcquire(t, l, "l", "a", time.Hour); fa2 <= fb {
-			t.Errorf("fence after a took the lease back %d, want > %d", fa2, fb)
-		}
-	})
+// testLeaseAcquireRenewConflict is the contract subtest "lease-acquire-renew-conflict".
+func testLeaseAcquireRenewConflict(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	l := needLeases(t, s)
+	fa := mustAcquire(t, l, "l", "a", time.Hour)
+	if fa <= 0 {
+		t.Errorf("first fence %d, want > 0 (0 means no lease)", fa)
+	}
+	if f := mustAcquire(t, l, "l", "a", time.Hour); f != fa {
+		t.Errorf("renewal changed the fence from %d to %d", fa, f)
+	}
+	mustNotAcquire(t, l, "l", "b")
+	mustRelease(t, l, "l", "a")
+	fb := mustAcquire(t, l, "l", "b", time.Hour)
+	if fb <= fa {
+		t.Errorf("fence after hand-over %d, want > %d", fb, fa)
+	}
+	mustNotAcquire(t, l, "l", "a")
+	if f := mustAcquire(t, l, "l", "b", time.Hour); f != fb {
+		t.Errorf("renewal changed the fence from %d to %d", fb, f)
+	}
+}
 
-	t.Run("lease-release-by-other-holder-is-noop", func(t *testing.T) {
-		s := open(t)
-		l := needLeases(t, s)
-		fa := mustAcquire(t, l, "l", "a", time.Hour)
-		mustRelease(t, l, "l", "b")
-		mustNotAcquire(t, l, "l", "b")
-		if f := mustAcquire(t, l, "l", "a", time.Hour); f != fa {
-			t.Errorf("fence %d after another holder's release, want %d", f, fa)
-		}
-	})
+// testLeaseExpiryHandsOver is the contract subtest "lease-expiry-hands-over".
+func testLeaseExpiryHandsOver(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	l := needLeases(t, s)
+	fa := mustAcquire(t, l, "l", "a", 50*time.Millisecond)
+	// b waits for a's lease to expire; polling, as a standby does.
+	fb := waitAcquire(t, l, "l", "b")
+	if fb <= fa {
+		t.Errorf("fence after expiry %d, want > %d", fb, fa)
+	}
+	// a, back from a pause, cannot renew what b now holds.
+	mustNotAcquire(t, l, "l", "a")
+	mustRelease(t, l, "l", "b")
+	if fa2 := mustAcquire(t, l, "l", "a", time.Hour); fa2 <= fb {
+		t.Errorf("fence after a took the lease back %d, want > %d", fa2, fb)
+	}
+}
 
-	t.Run("lease-names-are-independent", func(t *testing.T) {
-		s := open(t)
-		l := needLeases(t, s)
-		mustAcquire(t, l, "x", "a", time.Hour)
-		mustAcquire(t, l, "y", "b", time.Hour)
-		mustNotAcquire(t, l, "x", "b")
-		mustNotAcquire(t, l, "y", "a")
-	})
+// testLeaseReleaseByOtherHolderIsNoop is the contract subtest "lease-release-by-other-holder-is-noop".
+func testLeaseReleaseByOtherHolderIsNoop(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	l := needLeases(t, s)
+	fa := mustAcquire(t, l, "l", "a", time.Hour)
+	mustRelease(t, l, "l", "b")
+	mustNotAcquire(t, l, "l", "b")
+	if f := mustAcquire(t, l, "l", "a", time.Hour); f != fa {
+		t.Errorf("fence %d after another holder's release, want %d", f, fa)
+	}
+}
+
+// testLeaseNamesAreIndependent is the contract subtest "lease-names-are-independent".
+func testLeaseNamesAreIndependent(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	l := needLeases(t, s)
+	mustAcquire(t, l, "x", "a", time.Hour)
+	mustAcquire(t, l, "y", "b", time.Hour)
+	mustNotAcquire(t, l, "x", "b")
+	mustNotAcquire(t, l, "y", "a")
 }
 
 func needLeases(t *testing.T, s Stores) changes.Leaser {

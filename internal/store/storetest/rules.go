@@ -28,6 +28,8 @@ func RunRules(t *testing.T, open func(t *testing.T) Stores) {
 		{"count-never-negative", testCountNeverNegative},
 		{"lease-reacquire-after-release-new-fence", testLeaseReacquireAfterRelease},
 		{"lease-holder-and-ttl-validated", testLeaseValidation},
+		{"retry-dead-letter", testRetryDeadLetter},
+		{"cascade-retry-dead-letter", testCascadeRetryDeadLetter},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
@@ -200,4 +202,95 @@ func testLeaseValidation(t *testing.T, open func(t *testing.T) Stores) {
 	}
 	// Nothing was taken: a valid holder gets the lease at once.
 	mustAcquire(t, l, "v", "b", time.Hour)
+}
+
+// testRetryDeadLetter: an operator's retry applies a parked comment event
+// again from the comment as it is now, removes the record and leaves the
+// checkpoint alone; one that still cannot be applied keeps its record; an
+// unknown id is changes.ErrNoDeadLetter.
+func testRetryDeadLetter(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	dl := deadLetterer[comment.Comment](t, s.Posts)
+	ds, ok := s.Posts.(changes.DeadLetterStore)
+	if !ok {
+		t.Fatal("the posts store is not a changes.DeadLetterStore")
+	}
+	h := head(t, s.CommentFeed)
+	p := createPost(t, s, "p", base())
+	c := createComment(t, s, p.ID, "parked", base())
+	ev := batchSince(t, s, h, 1).Events[0]
+	if err := dl.DeadLetter(ctxFor(t), consumer, ev, "test: cannot apply", 0); err != nil {
+		t.Fatalf("park: %v", err)
+	}
+	checkPost(t, s, "before the retry", p)
+	parked, err := ds.DeadLetters(ctxFor(t), consumer)
+	if err != nil || len(parked) != 1 || parked[0].Key != c.ID || parked[0].ID == "" || parked[0].At.IsZero() {
+		t.Fatalf("dead letters %+v, %v; want the parked comment %s with an id and a time", parked, err, c.ID)
+	}
+	// Edited since it was parked: the retry applies it as it is now.
+	c = updateComment(t, s, c.ID, "edited", base().Add(time.Minute))
+	if err := ds.RetryDeadLetter(ctxFor(t), consumer, parked[0].ID); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	want := p
+	want.Comments, want.CommentCount = []post.Comment{post.Embed(c)}, 1
+	checkPost(t, s, "after the retry", want)
+	checkParked(t, s, consumer)
+	checkCheckpoint(t, s, consumer, ev.Token)
+	err = ds.RetryDeadLetter(ctxFor(t), consumer, parked[0].ID)
+	if !errors.Is(err, changes.ErrNoDeadLetter) {
+		t.Errorf("retry of a removed record: %v, want changes.ErrNoDeadLetter", err)
+	}
+
+	if s.InjectMalformedComment == nil {
+		return
+	}
+	h = head(t, s.CommentFeed)
+	bad := s.InjectMalformedComment(t, p.ID)
+	badEv := collectUntil(t, openStream(t, s.CommentFeed, h), "the malformed comment", func(e changes.Event[comment.Comment]) bool {
+		return e.Key == bad
+	})
+	last := badEv[len(badEv)-1]
+	if err := dl.DeadLetter(ctxFor(t), consumer, last, "undecodable", 0); err != nil {
+		t.Fatalf("park: %v", err)
+	}
+	parked, err = ds.DeadLetters(ctxFor(t), consumer)
+	if err != nil || len(parked) != 1 {
+		t.Fatalf("dead letters %+v, %v; want the malformed comment", parked, err)
+	}
+	if err := ds.RetryDeadLetter(ctxFor(t), consumer, parked[0].ID); err == nil {
+		t.Error("retry of a comment still malformed succeeded")
+	}
+	checkParked(t, s, consumer, Parked{Op: changes.Insert, Key: bad})
+	checkPost(t, s, "after the failed retry", want)
+}
+
+// testCascadeRetryDeadLetter: retrying a parked post delete deletes the
+// comments of that post, which no longer exists, and removes the record.
+func testCascadeRetryDeadLetter(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	sink := needCascade(t, s)
+	dl := deadLetterer[post.Post](t, sink)
+	ds, ok := sink.(changes.DeadLetterStore)
+	if !ok {
+		t.Fatal("the cascade is not a changes.DeadLetterStore")
+	}
+	hp := head(t, s.PostFeed)
+	p := createPost(t, s, "p", base())
+	doomed := createComments(t, s, p.ID, 3)
+	b := deleteBatch(t, s, hp, p.ID)
+	ev := b.Events[len(b.Events)-1]
+	if err := dl.DeadLetter(ctxFor(t), cascadeConsumer, ev, "test: cannot apply", 0); err != nil {
+		t.Fatalf("park: %v", err)
+	}
+	checkComments(t, s, p.ID, doomed...)
+	parked, err := ds.DeadLetters(ctxFor(t), cascadeConsumer)
+	if err != nil || len(parked) != 1 || parked[0].Key != p.ID {
+		t.Fatalf("dead letters %+v, %v; want the parked delete of %s", parked, err, p.ID)
+	}
+	if err := ds.RetryDeadLetter(ctxFor(t), cascadeConsumer, parked[0].ID); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	checkCommentsGone(t, s, p.ID, doomed)
+	checkParked(t, s, cascadeConsumer)
 }

@@ -22,296 +22,319 @@ import (
 // parking events it cannot apply (changes.DeadLetterer), including a
 // malformed document written straight into the database.
 func RunSync(t *testing.T, open func(t *testing.T) Stores) {
-	t.Run("fence-stale-apply-refused", func(t *testing.T) {
-		s := open(t)
-		l := needLeases(t, s)
-		stale, current := handOver(t, l, consumer)
-		h := head(t, s.CommentFeed)
-		p := createPost(t, s, "p", base())
-		c := createComment(t, s, p.ID, "c", base())
-		b := batchSince(t, s, h, 1)
+	t.Run("fence-stale-apply-refused", func(t *testing.T) { testSyncFenceStaleApplyRefused(t, open) })
+	t.Run("fence-without-lease-refused", func(t *testing.T) { testSyncFenceWithoutLeaseRefused(t, open) })
+	t.Run("fence-stale-dead-letter-refused", func(t *testing.T) { testSyncFenceStaleDeadLetterRefused(t, open) })
+	t.Run("fence-stale-rebuild-refused", func(t *testing.T) { testSyncFenceStaleRebuildRefused(t, open) })
+	t.Run("rebuild-repairs-drift", func(t *testing.T) { testSyncRebuildRepairsDrift(t, open) })
+	t.Run("rebuild-empty-read-model", func(t *testing.T) { testSyncRebuildEmptyReadModel(t, open) })
+	t.Run("rebuild-then-replay-converges", func(t *testing.T) { testSyncRebuildThenReplayConverges(t, open) })
+	t.Run("repair-post", func(t *testing.T) { testSyncRepairPost(t, open) })
+	t.Run("rebuild-skips-malformed-comment", func(t *testing.T) { testSyncRebuildSkipsMalformedComment(t, open) })
+	t.Run("dead-letter-parks-and-advances", func(t *testing.T) { testSyncDeadLetterParksAndAdvances(t, open) })
+	t.Run("poison-batch-refused", func(t *testing.T) { testSyncPoisonBatchRefused(t, open) })
+	t.Run("consumer-parks-poison", func(t *testing.T) { testSyncConsumerParksPoison(t, open) })
+}
 
-		b.Fence = stale
-		err := s.Posts.Apply(ctxFor(t), consumer, b)
-		wantErr(t, "apply under a stale fence", err, changes.ErrFenced)
-		checkPost(t, s, "after the refused apply", p)
-		checkCheckpoint(t, s, consumer, nil)
+// testSyncFenceStaleApplyRefused is the contract subtest "fence-stale-apply-refused".
+func testSyncFenceStaleApplyRefused(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	l := needLeases(t, s)
+	stale, current := handOver(t, l, consumer)
+	h := head(t, s.CommentFeed)
+	p := createPost(t, s, "p", base())
+	c := createComment(t, s, p.ID, "c", base())
+	b := batchSince(t, s, h, 1)
 
-		b.Fence = current
-		apply(t, s, b)
-		want := p
-		want.Comments, want.CommentCount = []post.Comment{post.Embed(c)}, 1
-		checkPost(t, s, "after the apply under the current fence", want)
-		checkCheckpoint(t, s, consumer, b.Token)
-	})
+	b.Fence = stale
+	err := s.Posts.Apply(ctxFor(t), consumer, b)
+	wantErr(t, "apply under a stale fence", err, changes.ErrFenced)
+	checkPost(t, s, "after the refused apply", p)
+	checkCheckpoint(t, s, consumer, nil)
 
-	t.Run("fence-without-lease-refused", func(t *testing.T) {
-		s := open(t)
-		needLeases(t, s)
-		h := head(t, s.CommentFeed)
-		err := s.Posts.Apply(ctxFor(t), consumer, changes.Batch[comment.Comment]{Token: h, Fence: 7})
-		wantErr(t, "apply under a fence of a lease nobody took", err, changes.ErrFenced)
-		checkCheckpoint(t, s, consumer, nil)
-	})
+	b.Fence = current
+	apply(t, s, b)
+	want := p
+	want.Comments, want.CommentCount = []post.Comment{post.Embed(c)}, 1
+	checkPost(t, s, "after the apply under the current fence", want)
+	checkCheckpoint(t, s, consumer, b.Token)
+}
 
-	t.Run("fence-stale-dead-letter-refused", func(t *testing.T) {
-		s := open(t)
-		l := needLeases(t, s)
-		dl := deadLetterer[comment.Comment](t, s.Posts)
-		stale, _ := handOver(t, l, consumer)
-		h := head(t, s.CommentFeed)
-		p := createPost(t, s, "p", base())
-		createComment(t, s, p.ID, "c", base())
-		ev := batchSince(t, s, h, 1).Events[0]
-		err := dl.DeadLetter(ctxFor(t), consumer, ev, "test: cannot apply", stale)
-		wantErr(t, "park under a stale fence", err, changes.ErrFenced)
-		checkCheckpoint(t, s, consumer, nil)
-		checkParked(t, s, consumer)
-	})
+// testSyncFenceWithoutLeaseRefused is the contract subtest "fence-without-lease-refused".
+func testSyncFenceWithoutLeaseRefused(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	needLeases(t, s)
+	h := head(t, s.CommentFeed)
+	err := s.Posts.Apply(ctxFor(t), consumer, changes.Batch[comment.Comment]{Token: h, Fence: 7})
+	wantErr(t, "apply under a fence of a lease nobody took", err, changes.ErrFenced)
+	checkCheckpoint(t, s, consumer, nil)
+}
 
-	t.Run("fence-stale-rebuild-refused", func(t *testing.T) {
-		s := open(t)
-		l := needLeases(t, s)
-		rb := rebuilder(t, s.Posts)
-		stale, _ := handOver(t, l, consumer)
-		p := createPost(t, s, "p", base())
-		createComment(t, s, p.ID, "c", base())
-		err := rb.Rebuild(ctxFor(t), consumer, head(t, s.CommentFeed), stale)
-		wantErr(t, "rebuild under a stale fence", err, changes.ErrFenced)
-		checkPost(t, s, "after the refused rebuild", p)
-		checkCheckpoint(t, s, consumer, nil)
-	})
+// testSyncFenceStaleDeadLetterRefused is the contract subtest "fence-stale-dead-letter-refused".
+func testSyncFenceStaleDeadLetterRefused(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	l := needLeases(t, s)
+	dl := deadLetterer[comment.Comment](t, s.Posts)
+	stale, _ := handOver(t, l, consumer)
+	h := head(t, s.CommentFeed)
+	p := createPost(t, s, "p", base())
+	createComment(t, s, p.ID, "c", base())
+	ev := batchSince(t, s, h, 1).Events[0]
+	err := dl.DeadLetter(ctxFor(t), consumer, ev, "test: cannot apply", stale)
+	wantErr(t, "park under a stale fence", err, changes.ErrFenced)
+	checkCheckpoint(t, s, consumer, nil)
+	checkParked(t, s, consumer)
+}
 
-	t.Run("rebuild-repairs-drift", func(t *testing.T) {
-		s := open(t)
-		rb := rebuilder(t, s.Posts)
-		h := head(t, s.CommentFeed)
-		p1 := createPost(t, s, "p1", base())
-		p2 := createPost(t, s, "p2", base())
-		p3 := createPost(t, s, "p3", base())
-		gone := createPost(t, s, "gone", base())
-		cs := createComments(t, s, p1.ID, s.limit()+3)
-		createComments(t, s, gone.ID, 2)
-		b := batchSince(t, s, h, len(cs)+2)
-		apply(t, s, b)
+// testSyncFenceStaleRebuildRefused is the contract subtest "fence-stale-rebuild-refused".
+func testSyncFenceStaleRebuildRefused(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	l := needLeases(t, s)
+	rb := rebuilder(t, s.Posts)
+	stale, _ := handOver(t, l, consumer)
+	p := createPost(t, s, "p", base())
+	createComment(t, s, p.ID, "c", base())
+	err := rb.Rebuild(ctxFor(t), consumer, head(t, s.CommentFeed), stale)
+	wantErr(t, "rebuild under a stale fence", err, changes.ErrFenced)
+	checkPost(t, s, "after the refused rebuild", p)
+	checkCheckpoint(t, s, consumer, nil)
+}
 
-		// Drift, as lost history leaves it: changes the read model never
-		// saw, and a copy of a comment that does not exist.
-		deleteComment(t, s, cs[len(cs)-1].ID)
-		updateComment(t, s, cs[len(cs)-2].ID, "edited, unseen", base().Add(time.Hour))
-		createComment(t, s, p1.ID, "new, unseen", base().Add(time.Minute))
-		createComments(t, s, p3.ID, 2)
-		ghost(t, s, p2.ID, head(t, s.CommentFeed))
-		if err := s.Posts.Delete(ctxFor(t), gone.ID); err != nil {
-			t.Fatalf("delete post: %v", err)
-		}
-		if d := drift(t, s, p1.ID, p2.ID, p3.ID); len(d) == 0 {
-			t.Fatal("the setup left no drift to repair")
-		}
+// testSyncRebuildRepairsDrift is the contract subtest "rebuild-repairs-drift".
+func testSyncRebuildRepairsDrift(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	rb := rebuilder(t, s.Posts)
+	h := head(t, s.CommentFeed)
+	p1 := createPost(t, s, "p1", base())
+	p2 := createPost(t, s, "p2", base())
+	p3 := createPost(t, s, "p3", base())
+	gone := createPost(t, s, "gone", base())
+	cs := createComments(t, s, p1.ID, s.limit()+3)
+	createComments(t, s, gone.ID, 2)
+	b := batchSince(t, s, h, len(cs)+2)
+	apply(t, s, b)
 
-		at := head(t, s.CommentFeed)
-		for i := range 2 { // a second rebuild changes nothing
-			if err := rb.Rebuild(ctxFor(t), consumer, at, 0); err != nil {
-				t.Fatalf("rebuild %d: %v", i+1, err)
-			}
-			checkConverged(t, s, fmt.Sprint("after rebuild ", i+1), p1.ID, p2.ID, p3.ID)
-			checkCheckpoint(t, s, consumer, at)
-			_, err := s.Posts.Get(ctxFor(t), gone.ID)
-			wantErr(t, "deleted post after rebuild", err, post.ErrNotFound)
-		}
-	})
+	// Drift, as lost history leaves it: changes the read model never
+	// saw, and a copy of a comment that does not exist.
+	deleteComment(t, s, cs[len(cs)-1].ID)
+	updateComment(t, s, cs[len(cs)-2].ID, "edited, unseen", base().Add(time.Hour))
+	createComment(t, s, p1.ID, "new, unseen", base().Add(time.Minute))
+	createComments(t, s, p3.ID, 2)
+	ghost(t, s, p2.ID, head(t, s.CommentFeed))
+	if err := s.Posts.Delete(ctxFor(t), gone.ID); err != nil {
+		t.Fatalf("delete post: %v", err)
+	}
+	if d := drift(t, s, p1.ID, p2.ID, p3.ID); len(d) == 0 {
+		t.Fatal("the setup left no drift to repair")
+	}
 
-	t.Run("rebuild-empty-read-model", func(t *testing.T) {
-		s := open(t)
-		rb := rebuilder(t, s.Posts)
-		var ids []string
-		for i := range 7 {
-			p := createPost(t, s, fmt.Sprint("p", i), base().Add(time.Duration(i)*time.Second))
-			createComments(t, s, p.ID, i%(s.limit()+3))
-			ids = append(ids, p.ID)
-		}
-		at := head(t, s.CommentFeed)
-		checkRebuildTarget(t, rb, consumer, nil)
+	at := head(t, s.CommentFeed)
+	for i := range 2 { // a second rebuild changes nothing
 		if err := rb.Rebuild(ctxFor(t), consumer, at, 0); err != nil {
-			t.Fatalf("rebuild: %v", err)
+			t.Fatalf("rebuild %d: %v", i+1, err)
 		}
-		checkConverged(t, s, "after rebuild", ids...)
+		checkConverged(t, s, fmt.Sprint("after rebuild ", i+1), p1.ID, p2.ID, p3.ID)
 		checkCheckpoint(t, s, consumer, at)
-		// A finished rebuild leaves nothing to resume.
-		checkRebuildTarget(t, rb, consumer, nil)
+		_, err := s.Posts.Get(ctxFor(t), gone.ID)
+		wantErr(t, "deleted post after rebuild", err, post.ErrNotFound)
+	}
+}
+
+// testSyncRebuildEmptyReadModel is the contract subtest "rebuild-empty-read-model".
+func testSyncRebuildEmptyReadModel(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	rb := rebuilder(t, s.Posts)
+	var ids []string
+	for i := range 7 {
+		p := createPost(t, s, fmt.Sprint("p", i), base().Add(time.Duration(i)*time.Second))
+		createComments(t, s, p.ID, i%(s.limit()+3))
+		ids = append(ids, p.ID)
+	}
+	at := head(t, s.CommentFeed)
+	checkRebuildTarget(t, rb, consumer, nil)
+	if err := rb.Rebuild(ctxFor(t), consumer, at, 0); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	checkConverged(t, s, "after rebuild", ids...)
+	checkCheckpoint(t, s, consumer, at)
+	// A finished rebuild leaves nothing to resume.
+	checkRebuildTarget(t, rb, consumer, nil)
+}
+
+// testSyncRebuildThenReplayConverges: The consumer's protocol: take the position first, rebuild from
+// the source (which already holds later changes), then apply what
+// came after the position again.
+func testSyncRebuildThenReplayConverges(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	rb := rebuilder(t, s.Posts)
+	p := createPost(t, s, "p", base())
+	cs := createComments(t, s, p.ID, s.limit()+2)
+	at := head(t, s.CommentFeed)
+	deleteComment(t, s, cs[len(cs)-1].ID)
+	updateComment(t, s, cs[len(cs)-2].ID, "edited", base().Add(time.Hour))
+	gone := createComment(t, s, p.ID, "created and deleted", base().Add(time.Minute))
+	deleteComment(t, s, gone.ID)
+	createComment(t, s, p.ID, "new", base().Add(2*time.Minute))
+	if err := rb.Rebuild(ctxFor(t), consumer, at, 0); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	checkConverged(t, s, "after rebuild", p.ID)
+	apply(t, s, batchSince(t, s, at, 5))
+	checkConverged(t, s, "after replaying the changes since the position", p.ID)
+}
+
+// testSyncRepairPost is the contract subtest "repair-post".
+func testSyncRepairPost(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	rp, ok := s.Posts.(post.Repairer)
+	if !ok {
+		t.Fatal("the posts store is not a post.Repairer")
+	}
+	h := head(t, s.CommentFeed)
+	p1 := createPost(t, s, "p1", base())
+	p2 := createPost(t, s, "p2", base())
+	cs := createComments(t, s, p1.ID, s.limit()+1)
+	b := batchSince(t, s, h, len(cs))
+	apply(t, s, changes.Batch[comment.Comment]{Events: b.Events[:1], Token: b.Events[0].Token})
+	createComments(t, s, p2.ID, 2)
+	ghost(t, s, p1.ID, head(t, s.CommentFeed))
+	if err := rp.RebuildPost(ctxFor(t), p1.ID); err != nil {
+		t.Fatalf("rebuild post: %v", err)
+	}
+	want := p1
+	want.Comments, want.CommentCount = latest(cs, s.limit()), len(cs)
+	checkPost(t, s, "repaired post", want)
+	// Only the post asked for.
+	checkPost(t, s, "other post", p2)
+	unknown := newID()
+	if err := rp.RebuildPost(ctxFor(t), unknown); err != nil && !errors.Is(err, post.ErrNotFound) {
+		t.Errorf("rebuild unknown post: %v, want nil or post.ErrNotFound", err)
+	}
+	_, err := s.Posts.Get(ctxFor(t), unknown)
+	wantErr(t, "unknown post after rebuilding it", err, post.ErrNotFound)
+}
+
+// testSyncRebuildSkipsMalformedComment: What the listings skip, the read model leaves out, so a post's
+// commentCount and embedded comments agree with its listing (and
+// `blog verify` finds no drift in it).
+func testSyncRebuildSkipsMalformedComment(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	inject := needInjectOnPost(t, s)
+	rb := rebuilder(t, s.Posts)
+	p := createPost(t, s, "p", base())
+	cs := createComments(t, s, p.ID, s.limit()+1)
+	inject(t, p.ID) // the newest, were it readable
+	want := p
+	want.Comments, want.CommentCount = latest(cs, s.limit()), len(cs)
+	if err := rb.Rebuild(ctxFor(t), consumer, head(t, s.CommentFeed), 0); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	checkPost(t, s, "after rebuild", want)
+	checkConverged(t, s, "after rebuild", p.ID)
+	rp, ok := s.Posts.(post.Repairer)
+	if !ok {
+		t.Fatal("the posts store is not a post.Repairer")
+	}
+	if err := rp.RebuildPost(ctxFor(t), p.ID); err != nil {
+		t.Fatalf("rebuild post: %v", err)
+	}
+	checkPost(t, s, "after rebuilding the post", want)
+}
+
+// testSyncDeadLetterParksAndAdvances is the contract subtest "dead-letter-parks-and-advances".
+func testSyncDeadLetterParksAndAdvances(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	dl := deadLetterer[comment.Comment](t, s.Posts)
+	h := head(t, s.CommentFeed)
+	p := createPost(t, s, "p", base())
+	c := createComment(t, s, p.ID, "c", base())
+	ev := batchSince(t, s, h, 1).Events[0]
+	if err := dl.DeadLetter(ctxFor(t), consumer, ev, "test: cannot apply", 0); err != nil {
+		t.Fatalf("park: %v", err)
+	}
+	checkCheckpoint(t, s, consumer, ev.Token)
+	checkPost(t, s, "post of the parked comment", p)
+	checkParked(t, s, consumer, Parked{Op: changes.Insert, Key: c.ID, Reason: "test: cannot apply"})
+	checkParked(t, s, consumer+"-other")
+}
+
+// testSyncPoisonBatchRefused is the contract subtest "poison-batch-refused".
+func testSyncPoisonBatchRefused(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	inject := needInject(t, s)
+	dl := deadLetterer[comment.Comment](t, s.Posts)
+	p := createPost(t, s, "p", base())
+	h := head(t, s.CommentFeed)
+	good1 := createComment(t, s, p.ID, "good 1", base())
+	bad := inject(t, p.ID)
+	good2 := createComment(t, s, p.ID, "good 2", base().Add(time.Second))
+	evs, _ := collect(t, openStream(t, s.CommentFeed, h), 3)
+	if len(evs) != 3 {
+		t.Fatalf("events %v, want 3", eventKeys(evs))
+	}
+	if e := evs[1]; e.Key != bad || e.Err == nil || e.Found {
+		t.Fatalf("malformed comment's event: key %s (want %s), err %v, found %v; want an error and no document", e.Key, bad, e.Err, e.Found)
+	}
+	for _, i := range []int{0, 2} {
+		if evs[i].Err != nil {
+			t.Fatalf("event %d: %v", i, evs[i].Err)
+		}
+	}
+
+	// A batch with the undecodable event is refused whole: applying
+	// the rest and checkpointing past it would lose it silently.
+	err := s.Posts.Apply(ctxFor(t), consumer, changes.Batch[comment.Comment]{Events: evs, Token: evs[2].Token})
+	if err == nil {
+		t.Fatal("applied a batch with an undecodable event")
+	}
+	checkPost(t, s, "after the refused batch", p)
+	checkCheckpoint(t, s, consumer, nil)
+
+	// What the consumer does instead: event by event, parking it.
+	apply(t, s, changes.Batch[comment.Comment]{Events: evs[:1], Token: evs[0].Token})
+	if err := dl.DeadLetter(ctxFor(t), consumer, evs[1], evs[1].Err.Error(), 0); err != nil {
+		t.Fatalf("park: %v", err)
+	}
+	checkCheckpoint(t, s, consumer, evs[1].Token)
+	apply(t, s, changes.Batch[comment.Comment]{Events: evs[2:], Token: evs[2].Token})
+	want := p
+	want.Comments, want.CommentCount = latest([]comment.Comment{good1, good2}, s.limit()), 2
+	checkPost(t, s, "after parking the malformed comment", want)
+	checkParked(t, s, consumer, Parked{Op: changes.Insert, Key: bad})
+}
+
+// testSyncConsumerParksPoison is the contract subtest "consumer-parks-poison".
+func testSyncConsumerParksPoison(t *testing.T, open func(t *testing.T) Stores) {
+	s := open(t)
+	inject := needInject(t, s)
+	deadLetterer[comment.Comment](t, s.Posts)
+	p := createPost(t, s, "p", base())
+	c := &changes.Consumer[comment.Comment]{
+		Name: consumer, Feed: s.CommentFeed, Sink: s.Posts,
+		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Attempts: 2,
+	}
+	stop := runConsumer(t, c)
+	waitCheckpoint(t, s.Posts, consumer)
+
+	good := []comment.Comment{createComment(t, s, p.ID, "good 1", base())}
+	bad := inject(t, p.ID)
+	good = append(good, createComment(t, s, p.ID, "good 2", base().Add(time.Second)))
+	waitFor(t, "the good comments embedded and the bad one parked", func() bool {
+		return c.Stats().DeadLetters == 1 && embeds(t, s, p, good)
 	})
-
-	t.Run("rebuild-then-replay-converges", func(t *testing.T) {
-		// The consumer's protocol: take the position first, rebuild from
-		// the source (which already holds later changes), then apply what
-		// came after the position again.
-		s := open(t)
-		rb := rebuilder(t, s.Posts)
-		p := createPost(t, s, "p", base())
-		cs := createComments(t, s, p.ID, s.limit()+2)
-		at := head(t, s.CommentFeed)
-		deleteComment(t, s, cs[len(cs)-1].ID)
-		updateComment(t, s, cs[len(cs)-2].ID, "edited", base().Add(time.Hour))
-		gone := createComment(t, s, p.ID, "created and deleted", base().Add(time.Minute))
-		deleteComment(t, s, gone.ID)
-		createComment(t, s, p.ID, "new", base().Add(2*time.Minute))
-		if err := rb.Rebuild(ctxFor(t), consumer, at, 0); err != nil {
-			t.Fatalf("rebuild: %v", err)
-		}
-		checkConverged(t, s, "after rebuild", p.ID)
-		apply(t, s, batchSince(t, s, at, 5))
-		checkConverged(t, s, "after replaying the changes since the position", p.ID)
+	// The stream moves on.
+	good = append(good, createComment(t, s, p.ID, "good 3", base().Add(2*time.Second)))
+	waitFor(t, "the comment after the parked one embedded", func() bool {
+		return embeds(t, s, p, good)
 	})
-
-	t.Run("repair-post", func(t *testing.T) {
-		s := open(t)
-		rp, ok := s.Posts.(post.Repairer)
-		if !ok {
-			t.Fatal("the posts store is not a post.Repairer")
-		}
-		h := head(t, s.CommentFeed)
-		p1 := createPost(t, s, "p1", base())
-		p2 := createPost(t, s, "p2", base())
-		cs := createComments(t, s, p1.ID, s.limit()+1)
-		b := batchSince(t, s, h, len(cs))
-		apply(t, s, changes.Batch[comment.Comment]{Events: b.Events[:1], Token: b.Events[0].Token})
-		createComments(t, s, p2.ID, 2)
-		ghost(t, s, p1.ID, head(t, s.CommentFeed))
-		if err := rp.RebuildPost(ctxFor(t), p1.ID); err != nil {
-			t.Fatalf("rebuild post: %v", err)
-		}
-		want := p1
-		want.Comments, want.CommentCount = latest(cs, s.limit()), len(cs)
-		checkPost(t, s, "repaired post", want)
-		// Only the post asked for.
-		checkPost(t, s, "other post", p2)
-		unknown := newID()
-		if err := rp.RebuildPost(ctxFor(t), unknown); err != nil && !errors.Is(err, post.ErrNotFound) {
-			t.Errorf("rebuild unknown post: %v, want nil or post.ErrNotFound", err)
-		}
-		_, err := s.Posts.Get(ctxFor(t), unknown)
-		wantErr(t, "unknown post after rebuilding it", err, post.ErrNotFound)
-	})
-
-	t.Run("rebuild-skips-malformed-comment", func(t *testing.T) {
-		// What the listings skip, the read model leaves out, so a post's
-		// commentCount and embedded comments agree with its listing (and
-		// `blog verify` finds no drift in it).
-		s := open(t)
-		inject := needInjectOnPost(t, s)
-		rb := rebuilder(t, s.Posts)
-		p := createPost(t, s, "p", base())
-		cs := createComments(t, s, p.ID, s.limit()+1)
-		inject(t, p.ID) // the newest, were it readable
-		want := p
-		want.Comments, want.CommentCount = latest(cs, s.limit()), len(cs)
-		if err := rb.Rebuild(ctxFor(t), consumer, head(t, s.CommentFeed), 0); err != nil {
-			t.Fatalf("rebuild: %v", err)
-		}
-		checkPost(t, s, "after rebuild", want)
-		checkConverged(t, s, "after rebuild", p.ID)
-		rp, ok := s.Posts.(post.Repairer)
-		if !ok {
-			t.Fatal("the posts store is not a post.Repairer")
-		}
-		if err := rp.RebuildPost(ctxFor(t), p.ID); err != nil {
-			t.Fatalf("rebuild post: %v", err)
-		}
-		checkPost(t, s, "after rebuilding the post", want)
-	})
-
-	t.Run("dead-letter-parks-and-advances", func(t *testing.T) {
-		s := open(t)
-		dl := deadLetterer[comment.Comment](t, s.Posts)
-		h := head(t, s.CommentFeed)
-		p := createPost(t, s, "p", base())
-		c := createComment(t, s, p.ID, "c", base())
-		ev := batchSince(t, s, h, 1).Events[0]
-		if err := dl.DeadLetter(ctxFor(t), consumer, ev, "test: cannot apply", 0); err != nil {
-			t.Fatalf("park: %v", err)
-		}
-		checkCheckpoint(t, s, consumer, ev.Token)
-		checkPost(t, s, "post of the parked comment", p)
-		checkParked(t, s, consumer, Parked{Op: changes.Insert, Key: c.ID, Reason: "test: cannot apply"})
-		checkParked(t, s, consumer+"-other")
-	})
-
-	t.Run("poison-batch-refused", func(t *testing.T) {
-		s := open(t)
-		inject := needInject(t, s)
-		dl := deadLetterer[comment.Comment](t, s.Posts)
-		p := createPost(t, s, "p", base())
-		h := head(t, s.CommentFeed)
-		good1 := createComment(t, s, p.ID, "good 1", base())
-		bad := inject(t, p.ID)
-		good2 := createComment(t, s, p.ID, "good 2", base().Add(time.Second))
-		evs, _ := collect(t, openStream(t, s.CommentFeed, h), 3)
-		if len(evs) != 3 {
-			t.Fatalf("events %v, want 3", eventKeys(evs))
-		}
-		if e := evs[1]; e.Key != bad || e.Err == nil || e.Found {
-			t.Fatalf("malformed comment's event: key %s (want %s), err %v, found %v; want an error and no document", e.Key, bad, e.Err, e.Found)
-		}
-		for _, i := range []int{0, 2} {
-			if evs[i].Err != nil {
-				t.Fatalf("event %d: %v", i, evs[i].Err)
-			}
-		}
-
-		// A batch with the undecodable event is refused whole: applying
-		// the rest and checkpointing past it would lose it silently.
-		err := s.Posts.Apply(ctxFor(t), consumer, changes.Batch[comment.Comment]{Events: evs, Token: evs[2].Token})
-		if err == nil {
-			t.Fatal("applied a batch with an undecodable event")
-		}
-		checkPost(t, s, "after the refused batch", p)
-		checkCheckpoint(t, s, consumer, nil)
-
-		// What the consumer does instead: event by event, parking it.
-		apply(t, s, changes.Batch[comment.Comment]{Events: evs[:1], Token: evs[0].Token})
-		if err := dl.DeadLetter(ctxFor(t), consumer, evs[1], evs[1].Err.Error(), 0); err != nil {
-			t.Fatalf("park: %v", err)
-		}
-		checkCheckpoint(t, s, consumer, evs[1].Token)
-		apply(t, s, changes.Batch[comment.Comment]{Events: evs[2:], Token: evs[2].Token})
-		want := p
-		want.Comments, want.CommentCount = latest([]comment.Comment{good1, good2}, s.limit()), 2
-		checkPost(t, s, "after parking the malformed comment", want)
-		checkParked(t, s, consumer, Parked{Op: changes.Insert, Key: bad})
-	})
-
-	t.Run("consumer-parks-poison", func(t *testing.T) {
-		s := open(t)
-		inject := needInject(t, s)
-		deadLetterer[comment.Comment](t, s.Posts)
-		p := createPost(t, s, "p", base())
-		c := &changes.Consumer[comment.Comment]{
-			Name: consumer, Feed: s.CommentFeed, Sink: s.Posts,
-			MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Attempts: 2,
-		}
-		stop := runConsumer(t, c)
-		waitCheckpoint(t, s.Posts, consumer)
-
-		good := []comment.Comment{createComment(t, s, p.ID, "good 1", base())}
-		bad := inject(t, p.ID)
-		good = append(good, createComment(t, s, p.ID, "good 2", base().Add(time.Second)))
-		waitFor(t, "the good comments embedded and the bad one parked", func() bool {
-			return c.Stats().DeadLetters == 1 && embeds(t, s, p, good)
-		})
-		// The stream moves on.
-		good = append(good, createComment(t, s, p.ID, "good 3", base().Add(2*time.Second)))
-		waitFor(t, "the comment after the parked one embedded", func() bool {
-			return embeds(t, s, p, good)
-		})
-		stop()
-		want := p
-		want.Comments, want.CommentCount = latest(good, s.limit()), len(good)
-		checkPost(t, s, "after the consumer", want)
-		checkParked(t, s, consumer, Parked{Op: changes.Insert, Key: bad})
-		if st := c.Stats(); st.DeadLetters != 1 || st.Applied < int64(len(good)) {
-			t.Errorf("stats %+v, want 1 dead letter and at least %d applied", st, len(good))
-		}
-	})
+	stop()
+	want := p
+	want.Comments, want.CommentCount = latest(good, s.limit()), len(good)
+	checkPost(t, s, "after the consumer", want)
+	checkParked(t, s, consumer, Parked{Op: changes.Insert, Key: bad})
+	if st := c.Stats(); st.DeadLetters != 1 || st.Applied < int64(len(good)) {
+		t.Errorf("stats %+v, want 1 dead letter and at least %d applied", st, len(good))
+	}
 }
 
 func checkRebuildTarget(t *testing.T, rb changes.Rebuilder, name string, want changes.Token) {

@@ -58,8 +58,11 @@
   function two(n) {
     return (n < 10 ? '0' : '') + n;
   }
-  // The server's format: 2 Jan 2006, 15:04 UTC.
+  // In the reader's time zone (site.js), else the server's format:
+  // 2 Jan 2006, 15:04 UTC.
   function formatDate(iso) {
+    var local = window.blogTime && window.blogTime.format(iso);
+    if (local) return local;
     var d = new Date(iso);
     return d.getUTCDate() + ' ' + months[d.getUTCMonth()] + ' ' + d.getUTCFullYear() + ', ' +
       two(d.getUTCHours()) + ':' + two(d.getUTCMinutes()) + ' UTC';
@@ -84,6 +87,7 @@
     var time = el.querySelector('time');
     time.dateTime = c.createdAt;
     time.textContent = formatDate(c.createdAt);
+    time.dataset.local = '1';
     var del = el.querySelector('form.delete-comment');
     if (del) del.action = '/posts/' + postId + '/comments/' + c._id + '/delete';
     fill(el, c);
@@ -93,6 +97,7 @@
   // upsert shows c: replaced in place when shown, inserted in order when it
   // belongs on this page. It returns 1 when a comment was added.
   function upsert(c) {
+    if (gone) return 0;
     seen.add(c._id);
     var el = find(c._id);
     if (el) {
@@ -185,7 +190,72 @@
     s.comments.forEach(function (c) { added += upsert(c); });
     applyMeta(s);
     report(added, removed, gap);
+    // After a reconnect, anything may have changed on this page meanwhile.
+    if (connections > 1 || start || end) scheduleRefresh();
+    // Comments older than the post embeds change without any event (their
+    // edits do not touch the post): a page showing some reads itself again
+    // every few seconds while it is visible.
+    var oldestShown = list.firstElementChild ? keyOfEl(list.firstElementChild) : null;
+    outsideWindow = !complete && !!oldestShown && (!oldest || compare(oldestShown, oldest) < 0);
   }
+
+  // The stream carries the post's latest comments only. A page of older
+  // comments, or a change the stream reports only by count (a comment
+  // outside the embedded window was deleted or edited), is caught by
+  // reading this page's comments again: shortly after each event, at most
+  // one read at a time.
+  var after = section.dataset.after || '';
+  var refreshTimer = null;
+  var refreshing = false;
+  var refreshAgain = false;
+  function scheduleRefresh() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(refresh, 150);
+  }
+  function refresh() {
+    refreshTimer = null;
+    if (refreshing) { refreshAgain = true; return; }
+    refreshing = true;
+    var url = '/posts/' + postId + '/comments' + (after ? '?after=' + encodeURIComponent(after) : '');
+    fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' })
+      .then(function (res) {
+        if (res.status === 404) { onGone(); return null; }
+        return res.ok ? res.json() : null;
+      })
+      .then(function (body) {
+        if (!body || gone) return;
+        var inPage = new Set();
+        var last = null;
+        body.comments.forEach(function (c) {
+          var k = keyOf(c);
+          if (end && compare(k, end) > 0) return;
+          inPage.add(c._id);
+          if (!last || compare(k, last) > 0) last = k;
+        });
+        // Shown comments the service no longer has, within what it answered.
+        var removed = 0;
+        Array.prototype.slice.call(list.children).forEach(function (el) {
+          var k = keyOfEl(el);
+          if (inPage.has(k.id)) return;
+          if (body.complete || (last && compare(k, last) <= 0)) removed += remove(k.id);
+        });
+        var added = 0;
+        body.comments.forEach(function (c) { if (inPage.has(c._id)) added += upsert(c); });
+        if (emptyEl) emptyEl.hidden = list.children.length > 0;
+        if (added || removed) report(added, removed, false);
+      })
+      .catch(function () { /* the next event tries again */ })
+      .then(function () {
+        refreshing = false;
+        if (refreshAgain) { refreshAgain = false; scheduleRefresh(); }
+      });
+  }
+
+  var outsideWindow = false;
+  var POLL_MS = 5000;
+  setInterval(function () {
+    if (outsideWindow && !gone && document.visibilityState === 'visible') scheduleRefresh();
+  }, POLL_MS);
 
   function onDelta(e) {
     lastId = e.lastEventId;
@@ -199,26 +269,55 @@
     d.upserts.forEach(function (c) { added += upsert(c); });
     applyMeta(d);
     report(added, removed, false);
+    scheduleRefresh();
   }
 
+  // onGone: the post was deleted while open. Say so plainly, in the
+  // article and the status, and clear its comments and the form.
+  var gone = false;
   function onGone() {
-    source.close();
+    if (gone) return;
+    gone = true;
+    if (source) source.close();
     setStatus('This post has been deleted.', 'ended');
     var form = document.getElementById('comment-form');
     if (form) form.hidden = true;
+    if (editedEl) editedEl.hidden = true;
+    var deletedEl = document.getElementById('post-deleted');
+    if (deletedEl) deletedEl.hidden = false;
+    var content = document.querySelector('.post .content');
+    if (content) content.hidden = true;
+    while (list.firstChild) list.removeChild(list.firstChild);
+    if (countEl) countEl.textContent = '0';
+    if (emptyEl) emptyEl.hidden = true;
+    var pagers = section.querySelectorAll('.pager, .pager-top');
+    for (var i = 0; i < pagers.length; i++) pagers[i].hidden = true;
   }
 
+  var connections = 0;
   function connect() {
+    if (gone) return;
     var url = lastId ? src + '?lastEventId=' + encodeURIComponent(lastId) : src;
     source = new EventSource(url);
     source.addEventListener('open', function () {
       retryMs = 1000;
+      connections++;
       setStatus('Live', 'live');
+      if (connections > 1) scheduleRefresh();
     });
     source.addEventListener('snapshot', onSnapshot);
     source.addEventListener('delta', onDelta);
     source.addEventListener('gone', onGone);
+    // The web front end relays the posts service's stream: it says when
+    // that stream dropped and when it is back, while the browser's own
+    // connection stays open.
+    source.addEventListener('reconnecting', function () { setStatus('Reconnecting…', 'waiting'); });
+    source.addEventListener('live', function () {
+      setStatus('Live', 'live');
+      scheduleRefresh();
+    });
     source.addEventListener('error', function () {
+      if (gone) return;
       if (source.readyState === EventSource.CLOSED) {
         // The browser gave up (an error status): try again ourselves,
         // more slowly each time, carrying the last id in the URL.

@@ -110,6 +110,23 @@ func (e *Env) FailPoint(t testing.TB, mode any, data v2bson.D) {
 	})
 }
 
+// FailPointOff turns the failCommand fail point off and returns how many
+// times it fired since it was configured (the count configureFailPoint
+// answers with), so a test can check its fault happened.
+func (e *Env) FailPointOff(t testing.TB) int {
+	t.Helper()
+	off := v2bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "off"}}
+	raw, err := e.Client.Database("admin").RunCommand(context.Background(), off).Raw()
+	if err != nil {
+		t.Fatalf("mongotest: configureFailPoint off: %v", err)
+	}
+	n, ok := raw.Lookup("count").AsInt64OK()
+	if !ok {
+		t.Fatalf("mongotest: configureFailPoint answered %v, with no count", raw)
+	}
+	return int(n)
+}
+
 // WithDatabase returns uri with its path (the database) set to name. The
 // path is also where a user authenticates unless authSource says otherwise,
 // so an authSource naming the original database (admin by default) is
