@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"blog/internal/api"
-	"blog/internal/comment"
+	"blog/internal/comment/commentapi"
 	"blog/internal/metrics"
 	"blog/internal/post"
 )
@@ -25,7 +25,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		rt  *api.Router
 	}{
 		"posts":    {post.OpenAPI, postsWithEvents(log)},
-		"comments": {comment.OpenAPI, apiRouter("comments", comment.OpenAPI, (&comment.Handler{}).Register, log, metrics.New(), nil)},
+		"comments": {commentapi.OpenAPI, apiRouter("comments", commentapi.OpenAPI, (&commentapi.Handler{}).Register, log, metrics.New(), nil)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var doc map[string]any
@@ -65,7 +65,7 @@ func postsWithEvents(log *slog.Logger) *api.Router {
 // parameter.
 func TestProblemTypesAnswer(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	srv := httptest.NewServer(apiRouter("comments", comment.OpenAPI, (&comment.Handler{Log: log}).Register, log, metrics.New(), nil))
+	srv := httptest.NewServer(apiRouter("comments", commentapi.OpenAPI, (&commentapi.Handler{Log: log}).Register, log, metrics.New(), nil))
 	defer srv.Close()
 	for _, tc := range []struct{ name, method, path, body, pointer string }{
 		{"body-member", "POST", "/comments", `{"postId":"x","text":"hi"}`, "#/postId"},
