@@ -35,6 +35,7 @@ import (
 	"blog/internal/api"
 	"blog/internal/changes"
 	"blog/internal/comment"
+	"blog/internal/comment/commentapi"
 	"blog/internal/metrics"
 	"blog/internal/post"
 )
@@ -238,7 +239,7 @@ func buildComments(cfg Config, st *stores, log *slog.Logger, reg *metrics.Regist
 		Lease: st.leases, Holder: holderName(cfg.Host, cfg.CommentsPort),
 	}
 	reg.Consumer(cascade.Name, cascade.Stats)
-	h := &comment.Handler{
+	h := &commentapi.Handler{
 		Store: st.comments, Log: log,
 		PostExists:  postExists(st.posts),
 		Idempotency: (&api.IdempotencyKeys{}).Middleware(),
@@ -249,7 +250,7 @@ func buildComments(cfg Config, st *stores, log *slog.Logger, reg *metrics.Regist
 	probes := map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Healthy)}
 	return service{
 		name:    "comments API",
-		server:  newServer(cfg.Host, cfg.CommentsPort, apiRouter("comments", comment.OpenAPI, h.Register, log, reg, probes), log),
+		server:  newServer(cfg.Host, cfg.CommentsPort, apiRouter("comments", commentapi.OpenAPI, h.Register, log, reg, probes), log),
 		workers: []func(context.Context){func(ctx context.Context) { _ = cascade.Run(ctx) }},
 	}
 }
