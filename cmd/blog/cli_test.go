@@ -41,6 +41,10 @@ func TestCLI(t *testing.T) {
 			wantErr: "flag provided but not defined: -port"},
 		{name: "verify-no-store", args: []string{"verify", "-data-dir", "none"},
 			wantErr: "no embedded store at none/blog.db"},
+		{name: "deadletters-no-store", args: []string{"deadletters"},
+			wantErr: "no embedded store at data/blog.db: nothing to list"},
+		{name: "deadletters-retry-no-store", args: []string{"deadletters", "-data-dir", "none", "-retry", "x"},
+			wantErr: "no embedded store at none/blog.db"},
 		{name: "dotenv-names-bad-line", args: []string{"verify"}, dotenv: "PORT=5000\n# fine\nthis is bad\nX=1\n",
 			wantErr: `.env line 3: "this is bad"`},
 		{name: "dotenv-multiline-value-ok", args: []string{"verify", "-data-dir", "none"}, dotenv: "A=\"one\ntwo\"\nB=x y z = q\nC=\"open\n",
@@ -94,8 +98,8 @@ func TestCLI(t *testing.T) {
 }
 
 // TestStartupLogShowsWhatTheCommandUses: `blog web` reaches data over HTTP,
-// so its start-up log names no store setting; `blog verify` shows only the
-// store's.
+// so its start-up log names no store setting; `blog verify` and
+// `blog deadletters` show only the store's.
 func TestStartupLogShowsWhatTheCommandUses(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.MongoURI = "mongodb://user:secret@db:27017/?replicaSet=rs0"
@@ -105,6 +109,7 @@ func TestStartupLogShowsWhatTheCommandUses(t *testing.T) {
 	}{
 		{"web", []string{"WEB_PORT", "POSTS_URL", "BLOG_API_TOKEN"}, []string{"MONGO_URI", "BLOG_DATA_DIR", "store=", "BLOG_EMBED_LIMIT"}},
 		{"verify", []string{"MONGO_URI", "BLOG_EMBED_LIMIT"}, []string{"WEB_PORT", "PORT=", "secret"}},
+		{"deadletters", []string{"MONGO_URI", "BLOG_DATA_DIR"}, []string{"WEB_PORT", "PORT=", "HOST", "BLOG_MAX_STREAMS", "secret"}},
 		{"serve", []string{"MONGO_URI", "WEB_PORT", "PORT="}, []string{"secret"}},
 	} {
 		t.Run(tc.cmd, func(t *testing.T) {

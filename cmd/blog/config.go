@@ -349,8 +349,8 @@ type startup struct {
 }
 
 // LogValue lists what s.cmd uses: `blog web` reaches data over HTTP, so it
-// shows no store settings; `blog verify` only store settings; the APIs alone
-// no web front end settings.
+// shows no store settings; `blog verify` and `blog deadletters` only store
+// settings; the APIs alone no web front end settings.
 func (s startup) LogValue() slog.Value {
 	all := s.Config.LogValue().Group()
 	skip := map[string][]string{
@@ -359,7 +359,7 @@ func (s startup) LogValue() slog.Value {
 		"comments": {"WEB_PORT", "POSTS_URL", "COMMENTS_URL"},
 	}[s.cmd]
 	keep := func(a slog.Attr) bool { return !slices.Contains(skip, a.Key) }
-	if s.cmd == "verify" {
+	if s.cmd == "verify" || s.cmd == "deadletters" {
 		keep = func(a slog.Attr) bool {
 			return slices.Contains([]string{"store", "MONGO_URI", "BLOG_DATA_DIR", "BLOG_EMBED_LIMIT", "LOG_LEVEL"}, a.Key)
 		}

@@ -32,6 +32,9 @@ func parkers(st *stores) ([]string, map[string]changes.DeadLetterStore, error) {
 // position, op, key, reason, when), or, with retry set, applies the parked
 // event of that id again and removes it (changes.DeadLetterStore).
 func deadLetters(ctx context.Context, retry string, cfg Config, log *slog.Logger, stdout io.Writer) error {
+	if err := storeExists(cfg, "list"); err != nil {
+		return err
+	}
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -16,6 +16,23 @@ import (
 	"blog/internal/store/sqlite"
 )
 
+// storeExists returns an error naming the file when cfg points at an
+// embedded store that does not exist. Opening the embedded store creates it,
+// so the tools that only read one (verify, deadletters) check first: else
+// they would make an empty store in the wrong directory and report it clean.
+func storeExists(cfg Config, what string) error {
+	if cfg.MongoURI != "" {
+		return nil
+	}
+	file := filepath.Join(cfg.DataDir, sqlite.FileName)
+	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no embedded store at %s: nothing to %s (give the services' BLOG_DATA_DIR with -data-dir, or MONGO_URI)", file, what)
+	} else if err != nil {
+		return fmt.Errorf("embedded store: %w", err)
+	}
+	return nil
+}
+
 // errDrift makes `blog verify` exit non-zero when it found drift it did not
 // repair.
 var errDrift = errors.New("drift found")
@@ -25,15 +42,8 @@ var errDrift = errors.New("drift found")
 // drifted post from the comments and checks again. It exits non-zero while
 // drift remains.
 func verify(ctx context.Context, repair bool, cfg Config, log *slog.Logger, stdout io.Writer) error {
-	if cfg.MongoURI == "" {
-		// Opening the embedded store creates it: check first, or verify
-		// would make an empty store and report it clean.
-		file := filepath.Join(cfg.DataDir, sqlite.FileName)
-		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no embedded store at %s: nothing to verify (give the services' BLOG_DATA_DIR with -data-dir, or MONGO_URI)", file)
-		} else if err != nil {
-			return fmt.Errorf("embedded store: %w", err)
-		}
+	if err := storeExists(cfg, "verify"); err != nil {
+		return err
 	}
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
