@@ -449,7 +449,9 @@ func (c *Consumer[T]) detached(ctx context.Context) (context.Context, context.Ca
 
 // attempt tries a batch up to Attempts times with backoff, retrying only
 // while ctx lasts. The sink refuses a batch holding an event that could not
-// be decoded (Batch.Validate) before writing anything.
+// be decoded (Batch.Validate) before writing anything. Each failed try that
+// will be retried is logged: a commit that times out once and then succeeds
+// delays the sync by ApplyTimeout, and the log must say why.
 func (c *Consumer[T]) attempt(ctx context.Context, b Batch[T]) error {
 	var err error
 	backoff := c.MinBackoff
@@ -466,6 +468,9 @@ func (c *Consumer[T]) attempt(ctx context.Context, b Batch[T]) error {
 		cancel()
 		if err == nil || errors.Is(err, ErrFenced) {
 			return err
+		}
+		if i+1 < c.Attempts {
+			c.Log.Warn("apply failed; retrying", "attempt", i+1, "of", c.Attempts, "events", len(b.Events), "backoff", backoff, "err", err)
 		}
 	}
 	return err

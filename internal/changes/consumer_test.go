@@ -1,11 +1,14 @@
 package changes_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -284,6 +287,8 @@ func TestConsumerRetriesTransientFailures(t *testing.T) {
 	f, s := newFeed(0), &memSink{}
 	c := consumer(f, s)
 	c.Attempts = 3
+	var logs lockedBuffer
+	c.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	run(t, c)
 	eventually(t, "first checkpoint", func() bool { _, cp, _ := s.snapshot(); return cp != nil })
 	s.mu.Lock()
@@ -298,6 +303,30 @@ func TestConsumerRetriesTransientFailures(t *testing.T) {
 	if st := c.Stats(); st.Retries != 2 || st.DeadLetters != 0 {
 		t.Errorf("stats %+v, want 2 retries and no dead letters", st)
 	}
+	// Each failed try says so: a retry that then succeeds must still leave
+	// a trace of why the sync was late.
+	if got := strings.Count(logs.String(), "apply failed; retrying"); got != 2 {
+		t.Errorf("logged %d failed tries, want 2:\n%s", got, logs.String())
+	}
+}
+
+// lockedBuffer is a log destination the consumer's goroutine writes while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestConsumerBacksOffWhenTheSinkIsDown: while every write fails (dead
