@@ -57,7 +57,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	f := &benchFlags{set: map[string]bool{}}
 	cfg, peer := &f.cfg, &f.peer
 	exe, _ := os.Executable()
-	fs.StringVar(&cfg.Binary, "bin", exe, "blog binary to start as `serve` on each dataset")
+	fs.StringVar(&cfg.Binary, "bin", exe, "`path` of the blog binary started (as blog serve) on each dataset")
 	fs.StringVar(&cfg.PostsURL, "posts-url", "", "measure a running posts service at this URL instead (with -comments-url)")
 	fs.StringVar(&cfg.CommentsURL, "comments-url", "", "measure a running comments service at this URL instead (with -posts-url)")
 	fs.IntVar(&cfg.PID, "pid", 0, "with -posts-url: the running services' process id, to read their memory")

@@ -27,3 +27,17 @@ func TestBenchFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchHelpNamesValues: in `blog bench -h` each flag's placeholder names
+// the value it takes (flag takes the first back-quoted word of the usage).
+func TestBenchHelpNamesValues(t *testing.T) {
+	var out, errOut bytes.Buffer
+	_ = benchCmd(context.Background(), []string{"-h"}, func(string) string { return "" }, &out, &errOut)
+	help := out.String() + errOut.String()
+	if !strings.Contains(help, "-bin path") {
+		t.Errorf("help lacks \"-bin path\":\n%s", help)
+	}
+	if strings.Contains(help, "-bin serve") {
+		t.Errorf("help shows serve as -bin's value:\n%s", help)
+	}
+}
