@@ -30,7 +30,7 @@ func TestCLI(t *testing.T) {
 		notStderr []string
 	}{
 		{name: "help-shows-defaults", args: []string{"help"},
-			wantStdout: []string{"usage: blog", `(default "./data")`, "(default 8080)", "(default 4000)", "(default 168h0m0s)", "(default 50)"}},
+			wantStdout: []string{"usage: blog", `(default "./data")`, "(default 8080)", "(default 4000)", "(default 168h0m0s)", "(default 50)", "-log-level level"}},
 		{name: "dash-h-exits-0", args: []string{"-h"},
 			wantStdout: []string{"usage: blog", "(default 4000)"}},
 		{name: "serve-dash-h-is-help", args: []string{"serve", "-h"}, helpErr: true,

@@ -135,7 +135,7 @@ func newFlags(name string, cfg *Config, out io.Writer, only ...string) *flag.Fla
 	all.StringVar(&cfg.CommentsURL, "comments-url", cfg.CommentsURL, "where the web front end reaches the comments API; empty: this machine's COMMENTS_PORT (env COMMENTS_URL)")
 	all.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "embedded store directory (env BLOG_DATA_DIR)")
 	all.IntVar(&cfg.EmbedLimit, "embed-limit", cfg.EmbedLimit, "latest comments embedded in a post (env BLOG_EMBED_LIMIT)")
-	all.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env LOG_LEVEL)")
+	all.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "`level`: debug, info, warn or error (env LOG_LEVEL)")
 	all.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long shutdown may drain requests (env BLOG_SHUTDOWN_TIMEOUT)")
 	all.StringVar(&cfg.APIToken, "api-token", cfg.APIToken, "bearer token required for writes to posts and edits/deletes of comments (env BLOG_API_TOKEN)")
 	all.IntVar(&cfg.CommentRate, "comment-rate", cfg.CommentRate, "comments a client IP may create per minute; 0 turns the limit off (env BLOG_COMMENT_RATE)")
