@@ -20,6 +20,7 @@ func TestMarkdown(t *testing.T) {
 		{name: "img-onerror-dropped", src: `<img src=x onerror=alert(1)>`, not: []string{"<img", "onerror"}},
 		{name: "html-block-dropped", src: "<div onclick=\"x()\">\n\nhi\n\n</div>", not: []string{"<div", "onclick"}},
 		{name: "javascript-url-dropped", src: "[x](javascript:alert(1))", not: []string{"javascript:"}},
+		{name: "headings-below-the-title", src: "# One\n\n###### Six", want: []string{"<h2", ">One</h2>", "<h6", ">Six</h6>"}, not: []string{"<h1", "<h7"}},
 		{name: "code-escaped", src: "`<b>` and\n\n    <i>block</i>", want: []string{"<code>&lt;b&gt;</code>", "&lt;i&gt;block&lt;/i&gt;"}, not: []string{"<b>", "<i>"}},
 	}
 	for _, tt := range tests {
