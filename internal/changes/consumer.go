@@ -119,7 +119,14 @@ func (c *Consumer[T]) stallAfter() time.Duration {
 
 // failed records a failure; the first since the last success starts the
 // stall clock.
-func (c *Consumer[T]) failed() { c.failingFrom.CompareAndSwap(0, time.Now().UnixMilli()) }
+func (c *Consumer[T]) failed() { c.failedSince(time.Now()) }
+
+// failedSince records a failure of an operation that began at begin; the
+// first since the last success starts the stall clock there, so a write
+// that hung for ApplyTimeout before failing counts from when it started.
+func (c *Consumer[T]) failedSince(begin time.Time) {
+	c.failingFrom.CompareAndSwap(0, begin.UnixMilli())
+}
 
 // succeeded records progress (an applied batch, or a read that found the
 // feed drained), which stops the stall clock.
@@ -463,12 +470,17 @@ func (c *Consumer[T]) attempt(ctx context.Context, b Batch[T]) error {
 			}
 			backoff = min(backoff*2, c.MaxBackoff)
 		}
+		begin := time.Now()
 		actx, cancel := c.detached(ctx)
 		err = c.Sink.Apply(actx, c.Name, b)
 		cancel()
 		if err == nil || errors.Is(err, ErrFenced) {
 			return err
 		}
+		// The stall clock starts at the first failed try, not when the
+		// session gives up: with 3 tries of a 10 s commit timeout that
+		// would be 30 s late, and /readyz would stay green meanwhile.
+		c.failedSince(begin)
 		if i+1 < c.Attempts {
 			c.Log.Warn("apply failed; retrying", "attempt", i+1, "of", c.Attempts, "events", len(b.Events), "backoff", backoff, "err", err)
 		}

@@ -710,6 +710,29 @@ func TestConsumerStagesOutsideApplyBound(t *testing.T) {
 	}
 }
 
+// TestConsumerStallCountsFromFirstFailedTry: a batch still being retried
+// (many tries, each failing) is a stall from its first failed try, not
+// only once the session gives up; else a store whose commits hang would
+// keep /readyz green for Attempts × ApplyTimeout.
+func TestConsumerStallCountsFromFirstFailedTry(t *testing.T) {
+	f, s := newFeed(0), &memSink{}
+	c := consumer(f, s)
+	c.Attempts = 1 << 30 // the session never gives up within the test
+	c.StallAfter = 50 * time.Millisecond
+	run(t, c)
+	eventually(t, "first checkpoint", func() bool { _, cp, _ := s.snapshot(); return cp != nil })
+	s.mu.Lock()
+	s.down = true
+	s.mu.Unlock()
+	f.add(1)
+	eventually(t, "stalled while still retrying the batch", func() bool { return !c.Healthy() && c.Stats().Failing >= c.StallAfter })
+	s.mu.Lock()
+	s.down = false
+	s.mu.Unlock()
+	eventually(t, "applied once the sink is back", applied(s, 1))
+	eventually(t, "healthy again", func() bool { return c.Healthy() && c.Stats().Failing == 0 })
+}
+
 // TestConsumerStallShowsInHealth: a sink that fails every write (a store
 // that cannot commit) leaves the loop retrying, but past StallAfter the
 // consumer is no longer Healthy and Stats says for how long it has been
