@@ -158,7 +158,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := h.Store.Update(r.Context(), id, Patch{Title: in.Title, Content: in.Content}, h.now())
+	p, err := h.Store.Update(r.Context(), id, Patch(in), h.now())
 	h.Cache.forget(id)
 	if err != nil {
 		return err
