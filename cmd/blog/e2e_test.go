@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // The end-to-end tests build the real binary once and drive it over HTTP,
@@ -190,13 +192,17 @@ func walkthrough(t *testing.T, posts, comments string) (string, time.Duration) {
   "text": "This is a comment on the post."
 }`, 201, &c)
 	created := time.Now()
-	if !hex24.MatchString(c.ID) || c.PostID != p.ID || c.Text != "This is a comment on the post." {
-		t.Fatalf("created comment %+v", c)
+	if !hex24.MatchString(c.ID) {
+		t.Fatalf("created comment's _id %q is not 24 hex digits", c.ID)
+	}
+	want := commentJSON{ID: c.ID, PostID: p.ID, Text: "This is a comment on the post.", CreatedAt: c.CreatedAt}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Fatalf("created comment (-want +got):\n%s", diff)
 	}
 	var cs []commentJSON
 	call(t, "GET", comments+"/comments/"+p.ID, "", 200, &cs)
-	if len(cs) != 1 || cs[0].ID != c.ID {
-		t.Fatalf("GET /comments/%s = %+v", p.ID, cs)
+	if diff := cmp.Diff([]commentJSON{c}, cs); diff != "" {
+		t.Fatalf("GET /comments/%s (-want +got):\n%s", p.ID, diff)
 	}
 	deadline := created.Add(5 * time.Second)
 	for {
@@ -227,8 +233,19 @@ func requireSurvived(t *testing.T, posts, comments, id string) {
 	t.Helper()
 	var p postJSON
 	call(t, "GET", posts+"/posts/"+id, "", 200, &p)
-	if len(p.Comments) != 1 || p.CommentCount != 1 || p.Comments[0].Text != "This is a comment on the post." {
-		t.Fatalf("after restart the post is %+v", p)
+	got := struct {
+		Count int
+		Texts []string
+	}{p.CommentCount, nil}
+	for _, c := range p.Comments {
+		got.Texts = append(got.Texts, c.Text)
+	}
+	want := struct {
+		Count int
+		Texts []string
+	}{1, []string{"This is a comment on the post."}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("after restart the post's comments (-want +got):\n%s", diff)
 	}
 	var cs []commentJSON
 	call(t, "GET", comments+"/comments/"+id, "", 200, &cs)

@@ -35,6 +35,7 @@ import (
 	"blog/internal/api"
 	"blog/internal/changes"
 	"blog/internal/comment"
+	"blog/internal/comment/commentapi"
 	"blog/internal/metrics"
 	"blog/internal/post"
 )
@@ -202,7 +203,7 @@ func buildPosts(cfg Config, st *stores, log *slog.Logger, reg *metrics.Registry,
 	commentSync.Lease, commentSync.Holder = st.leases, holderName(cfg.Host, cfg.PostsPort)
 	reg.Consumer(commentSync.Name, commentSync.Stats)
 	h := &post.Handler{Store: st.posts, Log: log, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes, Cache: post.NewCache(0), Idempotency: (&api.IdempotencyKeys{}).Middleware()}
-	probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Running)}
+	probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Healthy)}
 	rt := apiRouter("posts", post.OpenAPI, h.Register, log, reg, probes)
 	gate := api.NewStreamGate(cfg.streamLimits(), cfg.proxies().WithKey(proxyKey))
 	runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, h.Cache, gate, log)
@@ -238,7 +239,7 @@ func buildComments(cfg Config, st *stores, log *slog.Logger, reg *metrics.Regist
 		Lease: st.leases, Holder: holderName(cfg.Host, cfg.CommentsPort),
 	}
 	reg.Consumer(cascade.Name, cascade.Stats)
-	h := &comment.Handler{
+	h := &commentapi.Handler{
 		Store: st.comments, Log: log,
 		PostExists:  postExists(st.posts),
 		Idempotency: (&api.IdempotencyKeys{}).Middleware(),
@@ -246,10 +247,10 @@ func buildComments(cfg Config, st *stores, log *slog.Logger, reg *metrics.Regist
 		Throttle:    api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate, cfg.proxies().WithKey(proxyKey))),
 		ListBytes:   cfg.ListBytes,
 	}
-	probes := map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Running)}
+	probes := map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Healthy)}
 	return service{
 		name:    "comments API",
-		server:  newServer(cfg.Host, cfg.CommentsPort, apiRouter("comments", comment.OpenAPI, h.Register, log, reg, probes), log),
+		server:  newServer(cfg.Host, cfg.CommentsPort, apiRouter("comments", commentapi.OpenAPI, h.Register, log, reg, probes), log),
 		workers: []func(context.Context){func(ctx context.Context) { _ = cascade.Run(ctx) }},
 	}
 }
@@ -403,11 +404,12 @@ func postExists(ps post.Store) func(context.Context, string) error {
 	}
 }
 
-// running turns a consumer's Running into a readiness probe.
+// running turns a consumer's Healthy into a readiness probe: a sync that
+// is not running, or has been failing past its StallAfter, is not ready.
 func running(ok func() bool) api.Probe {
 	return func(context.Context) error {
 		if !ok() {
-			return errors.New("consumer is not running")
+			return errors.New("consumer is not running, or stalled: every attempt has failed for a while (see the log and blog_consumer_failing_seconds)")
 		}
 		return nil
 	}

@@ -10,8 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"blog/internal/api"
-	"blog/internal/comment"
+	"blog/internal/comment/commentapi"
 	"blog/internal/metrics"
 	"blog/internal/post"
 )
@@ -25,7 +28,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		rt  *api.Router
 	}{
 		"posts":    {post.OpenAPI, postsWithEvents(log)},
-		"comments": {comment.OpenAPI, apiRouter("comments", comment.OpenAPI, (&comment.Handler{}).Register, log, metrics.New(), nil)},
+		"comments": {commentapi.OpenAPI, apiRouter("comments", commentapi.OpenAPI, (&commentapi.Handler{}).Register, log, metrics.New(), nil)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var doc map[string]any
@@ -65,7 +68,7 @@ func postsWithEvents(log *slog.Logger) *api.Router {
 // parameter.
 func TestProblemTypesAnswer(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	srv := httptest.NewServer(apiRouter("comments", comment.OpenAPI, (&comment.Handler{Log: log}).Register, log, metrics.New(), nil))
+	srv := httptest.NewServer(apiRouter("comments", commentapi.OpenAPI, (&commentapi.Handler{Log: log}).Register, log, metrics.New(), nil))
 	defer srv.Close()
 	for _, tc := range []struct{ name, method, path, body, pointer string }{
 		{"body-member", "POST", "/comments", `{"postId":"x","text":"hi"}`, "#/postId"},
@@ -82,8 +85,12 @@ func TestProblemTypesAnswer(t *testing.T) {
 			var p api.Problem
 			_ = json.NewDecoder(res.Body).Decode(&p)
 			res.Body.Close()
-			if res.StatusCode != 400 || len(p.Errors) != 1 || p.Errors[0].Pointer != tc.pointer {
-				t.Fatalf("%d %+v, want one error at %s", res.StatusCode, p, tc.pointer)
+			if res.StatusCode != 400 {
+				t.Fatalf("status %d, want 400: %+v", res.StatusCode, p)
+			}
+			want := []api.FieldError{{Pointer: tc.pointer}}
+			if diff := cmp.Diff(want, p.Errors, cmpopts.IgnoreFields(api.FieldError{}, "Detail")); diff != "" {
+				t.Fatalf("field errors (-want +got):\n%s", diff)
 			}
 			doc, err := http.Get(srv.URL + p.Type)
 			if err != nil {

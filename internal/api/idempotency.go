@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"container/list"
 	"crypto/sha256"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -85,9 +84,9 @@ func (k *IdempotencyKeys) serve(w http.ResponseWriter, r *http.Request, next htt
 		next(w, r)
 		return
 	}
-	key, err := parseIdempotencyKey(raw)
-	if err != nil {
-		WriteProblem(w, r, NewProblem(http.StatusBadRequest, err.Error()))
+	key, ok := parseIdempotencyKey(raw)
+	if !ok {
+		WriteProblem(w, r, NewProblem(http.StatusBadRequest, badIdempotencyKey))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, idempotencyBodyLimit+1))
@@ -256,29 +255,31 @@ func replayable(status int) bool {
 // parseIdempotencyKey reads the header's value: the draft makes it a
 // Structured Field String (RFC 8941, `"..."`); a bare token is accepted
 // too, as many clients send one. It must be 1 to 255 printable ASCII
-// characters and given once.
-func parseIdempotencyKey(vals []string) (string, error) {
-	bad := errors.New(`The Idempotency-Key header must be given once, as a string of 1 to 255 printable ASCII characters, such as "8e03978e-40d5-43e8-bc93-6894a57f9324".`)
+// characters and given once; ok is false when it is not.
+func parseIdempotencyKey(vals []string) (key string, ok bool) {
 	if len(vals) != 1 {
-		return "", bad
+		return "", false
 	}
 	v := strings.TrimSpace(vals[0])
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		v = v[1 : len(v)-1]
 		if strings.ContainsAny(v, `"\`) { // escapes: not worth supporting in a key
-			return "", bad
+			return "", false
 		}
 	}
 	if v == "" || len(v) > maxIdempotencyKeyLen {
-		return "", bad
+		return "", false
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] < 0x20 || v[i] > 0x7e {
-			return "", bad
+			return "", false
 		}
 	}
-	return v, nil
+	return v, true
 }
+
+// badIdempotencyKey is the problem detail of an invalid Idempotency-Key.
+const badIdempotencyKey = `The Idempotency-Key header must be given once, as a string of 1 to 255 printable ASCII characters, such as "8e03978e-40d5-43e8-bc93-6894a57f9324".`
 
 // recorder passes an answer through while keeping a copy for replay, up to
 // the body limit (beyond it the answer is not kept).

@@ -1,5 +1,6 @@
-// Package comment is the comments service: the comment type, its rules, the
-// store port it depends on, and its HTTP handlers.
+// Package comment is the comments service's domain: the comment type, its
+// rules (input validation, the post-delete cascade), and the store port it
+// depends on. Its HTTP API is package commentapi.
 //
 // Comments are the source of truth for the posts service's embedded copies:
 // every write here becomes a change event that the posts service consumes.

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"blog/internal/api"
-	"blog/internal/comment"
+	"blog/internal/comment/commentapi"
 	"blog/internal/post"
 	"blog/internal/store/sqlite"
 )
@@ -53,7 +53,7 @@ func startProcess(t *testing.T, dir string, now func() time.Time) *process {
 	ps := httptest.NewServer(rt)
 	t.Cleanup(ps.Close)
 	crt := api.NewRouter(log)
-	(&comment.Handler{Store: db.Comments(), Log: log, Now: now}).Register(crt)
+	(&commentapi.Handler{Store: db.Comments(), Log: log, Now: now}).Register(crt)
 	cs := httptest.NewServer(crt)
 	t.Cleanup(cs.Close)
 

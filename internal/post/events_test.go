@@ -19,6 +19,7 @@ import (
 
 	"blog/internal/api"
 	"blog/internal/comment"
+	"blog/internal/comment/commentapi"
 	"blog/internal/post"
 	"blog/internal/store/sqlite"
 )
@@ -76,7 +77,7 @@ func newLive(t testing.TB, o liveOptions) *live {
 	t.Cleanup(ps.Close)
 
 	crt := api.NewRouter(log)
-	(&comment.Handler{Store: db.Comments(), Log: log}).Register(crt)
+	(&commentapi.Handler{Store: db.Comments(), Log: log}).Register(crt)
 	cs := httptest.NewServer(crt)
 	t.Cleanup(cs.Close)
 

@@ -23,6 +23,7 @@ import (
 
 	"blog/internal/api"
 	"blog/internal/comment"
+	"blog/internal/comment/commentapi"
 	"blog/internal/post"
 	"blog/internal/store/sqlite"
 	"blog/internal/web"
@@ -73,7 +74,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	t.Cleanup(func() { st.posts.stop() })
 
 	crt := api.NewRouter(log)
-	(&comment.Handler{Store: db.Comments(), Log: log, Auth: api.RequireToken(o.token)}).Register(crt)
+	(&commentapi.Handler{Store: db.Comments(), Log: log, Auth: api.RequireToken(o.token)}).Register(crt)
 	crt.Health(map[string]api.Probe{"store": db.Comments().Ping})
 	st.comments = httptest.NewServer(crt)
 	t.Cleanup(st.comments.Close)

@@ -1,4 +1,4 @@
-package comment_test
+package commentapi_test
 
 import (
 	"encoding/json"
@@ -13,6 +13,7 @@ import (
 
 	"blog/internal/api"
 	"blog/internal/comment"
+	"blog/internal/comment/commentapi"
 	"blog/internal/post"
 	"blog/internal/store/sqlite"
 )
@@ -35,7 +36,7 @@ func TestListByteBudget(t *testing.T) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	rt := api.NewRouter(log)
-	(&comment.Handler{Store: db.Comments(), Log: log, ListBytes: budget}).Register(rt)
+	(&commentapi.Handler{Store: db.Comments(), Log: log, ListBytes: budget}).Register(rt)
 	srv := httptest.NewServer(rt)
 	t.Cleanup(srv.Close)
 

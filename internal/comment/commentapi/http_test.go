@@ -1,4 +1,4 @@
-package comment_test
+package commentapi_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"blog/internal/api"
 	"blog/internal/comment"
+	"blog/internal/comment/commentapi"
 	"blog/internal/post"
 	"blog/internal/store/sqlite"
 )
@@ -44,7 +45,7 @@ func newServerDB(t testing.TB) (*httptest.Server, string, *sqlite.DB) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	rt := api.NewRouter(log)
-	(&comment.Handler{Store: db.Comments(), Log: log, PostExists: postExists(db.Posts()), Idempotency: (&api.IdempotencyKeys{}).Middleware()}).Register(rt)
+	(&commentapi.Handler{Store: db.Comments(), Log: log, PostExists: postExists(db.Posts()), Idempotency: (&api.IdempotencyKeys{}).Middleware()}).Register(rt)
 	srv := httptest.NewServer(rt)
 	t.Cleanup(srv.Close)
 	return srv, postID, db

@@ -1,4 +1,4 @@
-package comment_test
+package commentapi_test
 
 import (
 	"strings"

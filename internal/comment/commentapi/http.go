@@ -1,4 +1,6 @@
-package comment
+// Package commentapi is the comments service's HTTP API: the handlers of
+// /comments and its OpenAPI document, over the comment domain's Store.
+package commentapi
 
 import (
 	"context"
@@ -10,14 +12,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
-	"blog/internal/fault"
+	"blog/internal/comment"
 	"blog/internal/page"
 )
-
-// MaxTextChars limits a comment's text, in characters (Unicode code
-// points), the unit of every limit in the API, its OpenAPI document, the
-// web form and the README.
-const MaxTextChars = 10_000
 
 // OpenAPI is the service's OpenAPI 3.1 document, served at /openapi.json
 // and held against the registered routes by a test.
@@ -25,9 +22,9 @@ const MaxTextChars = 10_000
 //go:embed openapi.json
 var OpenAPI []byte
 
-// Handler serves the comments API over a Store.
+// Handler serves the comments API over a comment.Store.
 type Handler struct {
-	Store Store
+	Store comment.Store
 	Log   *slog.Logger
 	// Now is the clock, replaceable in tests; times are kept to the
 	// millisecond because MongoDB stores no finer.
@@ -42,7 +39,7 @@ type Handler struct {
 	// means api.DefaultListBytes.
 	ListBytes int
 	// PostExists reports whether a post exists (nil error) or not
-	// (ErrPostNotFound), so that listing the comments of a post that does
+	// (comment.ErrPostNotFound), so that listing the comments of a post that does
 	// not exist answers 404, as creating one on it does. It is asked only
 	// when a listing comes back empty, so a busy post costs nothing more.
 	// Nil: an unknown post lists as empty (the seed's behaviour).
@@ -65,42 +62,12 @@ func (h *Handler) Register(rt *api.Router) {
 
 func (h *Handler) now() time.Time { return api.Now(h.Now) }
 
-// NewComment is the body of POST /comments.
-type NewComment struct {
-	PostID string `json:"postId"`
-	Text   string `json:"text"`
-}
-
-// Validate returns a validation problem listing every invalid field, or nil.
-func (n NewComment) Validate() error {
-	problems := fault.Fields{}
-	problems.CheckID("#/postId", n.PostID)
-	problems.CheckText("#/text", n.Text, MaxTextChars, 0)
-	return problems.Err()
-}
-
-// PatchComment is the body of PATCH /comments/{id}.
-type PatchComment struct {
-	Text *string `json:"text"`
-}
-
-// Validate checks that text is present and acceptable.
-func (p PatchComment) Validate() error {
-	problems := fault.Fields{}
-	if p.Text == nil {
-		problems["#/text"] = "is required and must not be blank"
-	} else {
-		problems.CheckText("#/text", *p.Text, MaxTextChars, 0)
-	}
-	return problems.Err()
-}
-
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
-	in, err := api.DecodeValid[NewComment](w, r)
+	in, err := api.DecodeValid[comment.NewComment](w, r)
 	if err != nil {
 		return err
 	}
-	c := Comment{ID: bson.NewObjectID().Hex(), PostID: in.PostID, Text: in.Text, CreatedAt: h.now()}
+	c := comment.Comment{ID: bson.NewObjectID().Hex(), PostID: in.PostID, Text: in.Text, CreatedAt: h.now()}
 	if err := h.Store.Create(r.Context(), c); err != nil {
 		return err
 	}
@@ -118,14 +85,14 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	fetch := func(ctx context.Context, q page.Query) ([]Comment, error) {
+	fetch := func(ctx context.Context, q page.Query) ([]comment.Comment, error) {
 		cs, err := h.Store.ListByPost(ctx, postID, q)
 		if err == nil && len(cs) == 0 && h.PostExists != nil {
 			err = h.PostExists(ctx, postID)
 		}
 		return cs, err
 	}
-	return api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Comment.Cursor)
+	return api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, comment.Comment.Cursor)
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
@@ -133,7 +100,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	in, err := api.DecodeValid[PatchComment](w, r)
+	in, err := api.DecodeValid[comment.PatchComment](w, r)
 	if err != nil {
 		return err
 	}
