@@ -147,18 +147,6 @@ func startPosts(t *testing.T, st *stack, ln net.Listener) *postsService {
 	}}
 }
 
-// restartPosts stops the posts service and starts a new one (a new hub,
-// knowing nothing of the old one's events) on the same address.
-func (st *stack) restartPosts(t *testing.T) {
-	t.Helper()
-	st.posts.stop()
-	ln, err := net.Listen("tcp", st.posts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.posts = startPosts(t, st, ln)
-}
-
 // createPost stores a post through the posts API.
 func (st *stack) createPost(t *testing.T, title, content string) post.Post {
 	t.Helper()
