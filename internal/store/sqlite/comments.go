@@ -24,7 +24,8 @@ const (
 	// qCreateComment inserts only if the post exists (a primary-key probe).
 	qCreateComment = `INSERT INTO comments (id, post_id, text, created_at, updated_at)
 		SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM posts WHERE id = ?)`
-	// qListComments and qListCommentsAfter seek comments_post_created.
+	// qListComments and qListCommentsAfter seek the comments table's
+	// primary key, (post_id, created_at, id): it is clustered by post.
 	qListComments = `SELECT ` + commentCols + ` FROM comments WHERE post_id = ?
 		ORDER BY created_at, id LIMIT ?`
 	qListCommentsAfter = `SELECT ` + commentCols + ` FROM comments
@@ -104,7 +105,7 @@ func (s *commentStore) Get(ctx context.Context, id string) (comment.Comment, err
 }
 
 // ListByPost reads a page of a post's comments, oldest first, seeking the
-// comments_post_created index to the cursor. A row it cannot read is
+// primary key (post_id, created_at, id) to the cursor. A row it cannot read is
 // skipped and logged, and the page topped up (see readList), so one
 // comment written by hand with a badly typed value cannot make its post's
 // listing fail.

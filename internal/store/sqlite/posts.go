@@ -31,7 +31,8 @@ const (
 	qListPostsAfter = `SELECT ` + postCols + ` FROM posts WHERE (created_at, id) < (?, ?)
 		ORDER BY created_at DESC, id DESC LIMIT ?`
 	// qEmbedded seeks the newest end of a post's range in
-	// post_comments_post_created and reads back limit entries.
+	// post_comments' primary key (the table is clustered by post) and reads
+	// back limit entries.
 	qEmbedded = `SELECT comment_id, text, created_at, updated_at FROM post_comments
 		WHERE post_id = ? ORDER BY created_at DESC, comment_id DESC LIMIT ?`
 	// qEmbeddedBefore reads on from a copy qEmbedded skipped (see
@@ -56,7 +57,7 @@ func scanPost(sc scanner) (post.Post, error) {
 
 // embedded reads the comments post id embeds: its limit latest by
 // (created_at, comment_id), oldest first. It seeks the end of the post's
-// range in post_comments_post_created and reads back limit entries, so its
+// range in post_comments' primary key and reads back limit entries, so its
 // cost does not grow with the post's comment count. A copy it cannot read
 // is skipped and logged, and the next older one embedded in its place (see
 // readList), so one bad row cannot make the post, or a page of posts, fail.
