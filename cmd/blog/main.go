@@ -203,7 +203,7 @@ func buildPosts(cfg Config, st *stores, log *slog.Logger, reg *metrics.Registry,
 	commentSync.Lease, commentSync.Holder = st.leases, holderName(cfg.Host, cfg.PostsPort)
 	reg.Consumer(commentSync.Name, commentSync.Stats)
 	h := &post.Handler{Store: st.posts, Log: log, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes, Cache: post.NewCache(0), Idempotency: (&api.IdempotencyKeys{}).Middleware()}
-	probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Running)}
+	probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Healthy)}
 	rt := apiRouter("posts", post.OpenAPI, h.Register, log, reg, probes)
 	gate := api.NewStreamGate(cfg.streamLimits(), cfg.proxies().WithKey(proxyKey))
 	runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, h.Cache, gate, log)
@@ -247,7 +247,7 @@ func buildComments(cfg Config, st *stores, log *slog.Logger, reg *metrics.Regist
 		Throttle:    api.SkipWithToken(cfg.APIToken, api.RateLimit(cfg.CommentRate, cfg.proxies().WithKey(proxyKey))),
 		ListBytes:   cfg.ListBytes,
 	}
-	probes := map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Running)}
+	probes := map[string]api.Probe{"store": st.comments.Ping, "post cascade": running(cascade.Healthy)}
 	return service{
 		name:    "comments API",
 		server:  newServer(cfg.Host, cfg.CommentsPort, apiRouter("comments", commentapi.OpenAPI, h.Register, log, reg, probes), log),
@@ -404,11 +404,12 @@ func postExists(ps post.Store) func(context.Context, string) error {
 	}
 }
 
-// running turns a consumer's Running into a readiness probe.
+// running turns a consumer's Healthy into a readiness probe: a sync that
+// is not running, or has been failing past its StallAfter, is not ready.
 func running(ok func() bool) api.Probe {
 	return func(context.Context) error {
 		if !ok() {
-			return errors.New("consumer is not running")
+			return errors.New("consumer is not running, or stalled: every attempt has failed for a while (see the log and blog_consumer_failing_seconds)")
 		}
 		return nil
 	}
@@ -426,8 +427,9 @@ func holderName(host string, port int) string {
 	return fmt.Sprintf("%s/%s", name, net.JoinHostPort(host, strconv.Itoa(port)))
 }
 
-// prune trims the embedded change log to its retention every minute. A
-// consumer whose checkpoint is pruned away rebuilds its read model.
+// prune trims the embedded change log every pruneEvery: what every consumer
+// has applied, and whatever is older than the retention. A consumer whose
+// checkpoint is pruned away rebuilds its read model.
 func prune(ctx context.Context, fn func(context.Context, time.Duration) (int64, error), keep time.Duration, log *slog.Logger) {
 	for {
 		n, err := fn(ctx, keep)
@@ -440,10 +442,15 @@ func prune(ctx context.Context, fn func(context.Context, time.Duration) (int64, 
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Minute):
+		case <-time.After(pruneEvery):
 		}
 	}
 }
+
+// pruneEvery is how often the change log is pruned: often enough that it
+// holds little more than the last seconds of changes (issue 12), each run
+// one short write transaction.
+const pruneEvery = 10 * time.Second
 
 // newServer returns an HTTP server with timeouts set, so no slow or stalled
 // client can hold a connection or a goroutine for long.

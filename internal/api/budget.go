@@ -78,9 +78,9 @@ fill:
 			if i == want {
 				break
 			}
-			b, err := json.Marshal(it)
+			b, err := encodeItem(it)
 			if err != nil {
-				return fmt.Errorf("encode list item: %w", err)
+				return err
 			}
 			if n > 0 && buf.Len()+1+len(b)+2 > budget {
 				more = true
@@ -112,4 +112,24 @@ fill:
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf.Bytes())
 	return nil
+}
+
+// JSONAppender is a list item that encodes itself, appending its JSON to
+// buf. Posts do, because encoding/json re-checks every MarshalJSON result
+// (the timestamps of a post's embedded comments), which took a quarter of
+// a list's CPU time.
+type JSONAppender interface {
+	AppendJSON(buf []byte) []byte
+}
+
+// encodeItem encodes one list item, by its own AppendJSON where it has one.
+func encodeItem(it any) ([]byte, error) {
+	if a, ok := it.(JSONAppender); ok {
+		return a.AppendJSON(nil), nil
+	}
+	b, err := json.Marshal(it)
+	if err != nil {
+		return nil, fmt.Errorf("encode list item: %w", err)
+	}
+	return b, nil
 }

@@ -16,7 +16,7 @@ import (
 
 // The scenarios, in the order they run and are reported.
 const (
-	GetPost       = "get post"
+	GetPost = "get post"
 	// GetRecentPost reads the recentPosts newest posts, over and over: the
 	// posts a blog's readers read most, which the posts service caches.
 	GetRecentPost = "get recent post"

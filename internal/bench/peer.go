@@ -712,7 +712,11 @@ func WritePeerMarkdown(w io.Writer, rep *PeerReport) error {
 				per = append(per, fmt.Sprintf("%.2fx", o/p))
 			}
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | **%.2fx** | %s |\n", r.name, r.better, r.show(median(ov)), r.show(median(pv)), median(ratios), strings.Join(per, ", "))
+		ratio := "– (PocketBase's is 0)"
+		if len(ratios) > 0 {
+			ratio = fmt.Sprintf("**%.2fx**", median(ratios))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", r.name, r.better, r.show(median(ov)), r.show(median(pv)), ratio, strings.Join(per, ", "))
 	}
 	for _, rd := range rep.Rounds {
 		for _, s := range []struct {
@@ -729,6 +733,7 @@ func WritePeerMarkdown(w io.Writer, rep *PeerReport) error {
 			}
 		}
 	}
+	b.WriteString("\nPropagation: PocketBase broadcasts a record to its realtime subscribers inside the request that creates it, so its event often arrives before its own 201 (a lag of 0); the blog's arrives through the change feed after the commit.\n")
 	m := rep.Machine
 	fmt.Fprintf(b, "\nMachine: %d CPUs, %s, %s. The load generator shares the machine.\n", m.CPUs, m.Go, m.OS)
 	_, err := io.WriteString(w, b.String())

@@ -51,8 +51,16 @@ type Consumer[T any] struct {
 	// one step of a Stage); zero means 10s. A stuck store must not hold a
 	// shutdown, nor a session forever.
 	ApplyTimeout time.Duration
+	// StallAfter is how long the consumer may keep failing (every apply or
+	// stream read since the first failure has failed) before Healthy
+	// reports it stalled; zero means 15s. It is what makes a sync stuck
+	// behind a store that cannot commit (no majority, a full disk, a lock
+	// held by another process) visible on /readyz and in metrics, where a
+	// consumer that merely retries would otherwise look alive.
+	StallAfter time.Duration
 
 	running     atomic.Bool
+	failingFrom atomic.Int64 // unix ms of the first failure since the last success; 0: none
 	leader      atomic.Bool
 	caughtUp    atomic.Bool
 	applied     atomic.Int64
@@ -69,6 +77,9 @@ type Stats struct {
 	// Lag is now minus the commit time of the last applied event, or zero
 	// when the consumer has drained its feed.
 	Lag time.Duration
+	// Failing is how long every attempt has failed since the last success
+	// (zero while healthy); Healthy reports a stall past StallAfter.
+	Failing time.Duration
 }
 
 // Stats returns the consumer's counters now.
@@ -81,8 +92,38 @@ func (c *Consumer[T]) Stats() Stats {
 	if ms := c.lastAt.Load(); ms != 0 && !c.caughtUp.Load() {
 		s.Lag = max(0, time.Since(time.UnixMilli(ms)))
 	}
+	if ms := c.failingFrom.Load(); ms != 0 {
+		s.Failing = max(0, time.Since(time.UnixMilli(ms)))
+	}
 	return s
 }
+
+// Healthy reports whether the consumer is running and not stalled: it is
+// false while no session runs (between retries), and once every attempt
+// for longer than StallAfter has failed, even though the loop goes on
+// retrying. Readiness probes use it.
+func (c *Consumer[T]) Healthy() bool {
+	if !c.running.Load() {
+		return false
+	}
+	ms := c.failingFrom.Load()
+	return ms == 0 || time.Since(time.UnixMilli(ms)) < c.stallAfter()
+}
+
+func (c *Consumer[T]) stallAfter() time.Duration {
+	if c.StallAfter > 0 {
+		return c.StallAfter
+	}
+	return 15 * time.Second
+}
+
+// failed records a failure; the first since the last success starts the
+// stall clock.
+func (c *Consumer[T]) failed() { c.failingFrom.CompareAndSwap(0, time.Now().UnixMilli()) }
+
+// succeeded records progress (an applied batch, or a read that found the
+// feed drained), which stops the stall clock.
+func (c *Consumer[T]) succeeded() { c.failingFrom.Store(0) }
 
 // Running reports whether the consumer has an open stream and is applying
 // it, or is a healthy standby waiting for the lease; readiness probes use it.
@@ -121,6 +162,7 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 		if errors.Is(err, errProgress) {
 			backoff = c.MinBackoff
 		}
+		c.failed()
 		c.Log.Error("change consumer failed; retrying", "err", err, "backoff", backoff)
 		if !sleep(ctx, backoff) {
 			break
@@ -260,6 +302,9 @@ func (c *Consumer[T]) session(ctx context.Context, fence int64) error {
 			continue
 		}
 		c.caughtUp.Store(len(b.Events) == 0)
+		if len(b.Events) == 0 {
+			c.succeeded() // the feed is drained: nothing is waiting to be applied
+		}
 		if len(b.Events) == 0 && (b.Token == nil || bytes.Equal(b.Token, tok) || time.Since(saved) < c.idleCheckpoint()) {
 			// Quiet: the position is saved when it moved, at most once per
 			// IdleCheckpoint; a restart meanwhile reopens a little earlier
@@ -276,6 +321,7 @@ func (c *Consumer[T]) session(ctx context.Context, fence int64) error {
 			return fail(fmt.Errorf("apply batch of %d events: %w", len(b.Events), err))
 		}
 		progressed, saved = true, time.Now()
+		c.succeeded()
 		tok = b.Token
 		if n := len(b.Events); n > 0 {
 			c.applied.Add(int64(n))

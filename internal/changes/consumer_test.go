@@ -680,3 +680,26 @@ func TestConsumerStagesOutsideApplyBound(t *testing.T) {
 		t.Error("Stage ran under a deadline: the whole of it is bounded like one Apply")
 	}
 }
+
+// TestConsumerStallShowsInHealth: a sink that fails every write (a store
+// that cannot commit) leaves the loop retrying, but past StallAfter the
+// consumer is no longer Healthy and Stats says for how long it has been
+// failing; the first applied batch makes it healthy again.
+func TestConsumerStallShowsInHealth(t *testing.T) {
+	f, s := newFeed(0), &memSink{}
+	c := consumer(f, s)
+	c.StallAfter = 50 * time.Millisecond
+	run(t, c)
+	eventually(t, "first checkpoint", func() bool { _, cp, _ := s.snapshot(); return cp != nil })
+	eventually(t, "healthy while idle", c.Healthy)
+	s.mu.Lock()
+	s.down = true
+	s.mu.Unlock()
+	f.add(1)
+	eventually(t, "stalled past StallAfter", func() bool { return !c.Healthy() && c.Stats().Failing >= c.StallAfter })
+	s.mu.Lock()
+	s.down = false
+	s.mu.Unlock()
+	eventually(t, "applied once the sink is back", applied(s, 1))
+	eventually(t, "healthy again", func() bool { return c.Healthy() && c.Stats().Failing == 0 })
+}

@@ -93,6 +93,8 @@ var (
 		"Events parked as dead letters after their retries failed.", []string{"consumer"}, nil)
 	descResyncs = prometheus.NewDesc("blog_consumer_resyncs_total",
 		"Read-model rebuilds after the feed's history was lost.", []string{"consumer"}, nil)
+	descFailing = prometheus.NewDesc("blog_consumer_failing_seconds",
+		"How long every apply or read of the consumer has failed since its last success; 0 while healthy. Past the stall threshold (15s) /readyz fails too.", []string{"consumer"}, nil)
 	descLeader = prometheus.NewDesc("blog_consumer_lease_holder",
 		"1 while this process holds the consumer's lease (or runs it without one), else 0.", []string{"consumer"}, nil)
 )
@@ -110,7 +112,7 @@ type namedStats struct {
 }
 
 func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descApplied, descRetries, descDead, descResyncs, descLeader} {
+	for _, d := range []*prometheus.Desc{descLag, descApplied, descRetries, descDead, descResyncs, descLeader, descFailing} {
 		ch <- d
 	}
 }
@@ -131,5 +133,6 @@ func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDead, prometheus.CounterValue, float64(s.DeadLetters), n.name)
 		ch <- prometheus.MustNewConstMetric(descResyncs, prometheus.CounterValue, float64(s.Resyncs), n.name)
 		ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, leader, n.name)
+		ch <- prometheus.MustNewConstMetric(descFailing, prometheus.GaugeValue, s.Failing.Seconds(), n.name)
 	}
 }

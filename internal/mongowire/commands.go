@@ -539,7 +539,9 @@ func lungoErr(err error) error {
 // own committed when fn returns no error.
 func (s *Server) write(r *request, fn func(txn *lungo.Transaction) (bson.D, error)) (bson.D, error) {
 	if r.inTxn {
+		r.sess.use.Lock()
 		d, err := fn(r.txn)
+		r.sess.use.Unlock()
 		if err != nil {
 			// A failed write aborts a transaction, as on a server; the
 			// error keeps its own labels (a duplicate key is not transient).
@@ -565,7 +567,9 @@ func (s *Server) write(r *request, fn func(txn *lungo.Transaction) (bson.D, erro
 // read runs fn on the request's transaction or on a snapshot.
 func (s *Server) read(r *request, fn func(txn *lungo.Transaction) (bson.D, error)) (bson.D, error) {
 	if r.inTxn {
+		r.sess.use.Lock()
 		d, err := fn(r.txn)
+		r.sess.use.Unlock()
 		return d, lungoErr(err)
 	}
 	txn, err := s.engine.Begin(r.ctx, false)

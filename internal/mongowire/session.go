@@ -28,9 +28,14 @@ const (
 // session is a logical session (lsid): its transaction number and state,
 // and the lungo transaction of an active multi-document transaction.
 type session struct {
-	s        *Server
-	key      string
-	mu       sync.Mutex
+	s   *Server
+	key string
+	mu  sync.Mutex
+	// use is held while a command runs on the session's transaction, and
+	// by aborts from other goroutines (the reaper, a closed connection,
+	// endSessions), because a lungo transaction is not safe for concurrent
+	// use. Lock order: use, then mu.
+	use      sync.Mutex
 	number   int64
 	state    txnState
 	txn      *lungo.Transaction
@@ -161,12 +166,16 @@ func (ss *session) abortTxn(txn *lungo.Transaction) {
 }
 
 func (ss *session) abort() {
+	ss.use.Lock()
+	defer ss.use.Unlock()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.abortLocked()
 }
 
 func (ss *session) abortIfOlder(t time.Time) {
+	ss.use.Lock()
+	defer ss.use.Unlock()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.state == txnActive && ss.started.Before(t) {
@@ -175,6 +184,8 @@ func (ss *session) abortIfOlder(t time.Time) {
 }
 
 func (ss *session) abortIfLastOn(c *conn) {
+	ss.use.Lock()
+	defer ss.use.Unlock()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.state == txnActive && ss.lastConn == c {

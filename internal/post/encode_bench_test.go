@@ -75,3 +75,18 @@ func BenchmarkEncodePostPage(b *testing.B) {
 		api.WritePage(w, r, q, posts, Post.Cursor)
 	}
 }
+
+// BenchmarkEncodePostCached is what GET /posts/{id} does with a post it
+// did not have cached: AppendJSON and the ETag's hash (encodePost), for
+// comparison with BenchmarkEncodePost, the encoding/json path.
+func BenchmarkEncodePostCached(b *testing.B) {
+	for _, n := range []int{20, DefaultEmbedLimit} {
+		b.Run(fmt.Sprintf("comments=%d", n), func(b *testing.B) {
+			p := benchPost(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = encodePost(p)
+			}
+		})
+	}
+}

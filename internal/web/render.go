@@ -31,7 +31,7 @@ func (s *Server) parseTemplates() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"asset":    s.asset,
 		"date":     formatDate,
-		"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
+		"iso":      func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }, // as toISOString
 		"ms":       func(t time.Time) int64 { return t.UnixMilli() },
 		"markdown": markdown,
 		"excerpt":  func(s string) string { return excerpt(plainText(s), 220) },

@@ -281,3 +281,40 @@ func TestSyncSurvivesFailPoints(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledSyncIsUnhealthy: while every commit fails (a fail point on
+// commitTransaction, as when no majority can acknowledge it), the comment
+// sync keeps retrying but stops being Healthy past its StallAfter, which
+// is what /readyz and blog_consumer_failing_seconds report; once commits
+// succeed again the comment is embedded and the sync is healthy again.
+func TestStalledSyncIsUnhealthy(t *testing.T) {
+	t.Parallel()
+	db, env := mongotest.OpenEnv(t, mongowire.Options{}, mongo.Options{CommitTimeout: 500 * time.Millisecond})
+	p := newPost(t, db, "p", at(0))
+	s := post.NewCommentSync(db.Posts(), db.CommentFeed(), nil)
+	s.StallAfter = 300 * time.Millisecond
+	s.MaxBackoff = 100 * time.Millisecond // recover quickly once the fail point is off
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "consumer healthy", s.Healthy)
+	env.FailPoint(t, "alwaysOn", bson.D{
+		{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+		{Key: "errorCode", Value: 91}, // ShutdownInProgress: a retryable commit error
+	})
+	newComment(t, db, p.ID, "c", at(1))
+	waitFor(t, "stalled sync reported unhealthy", func() bool {
+		return !s.Healthy() && s.Stats().Failing >= s.StallAfter
+	})
+	if n := env.FailPointOff(t); n < 1 {
+		t.Fatalf("the fail point fired %d times: the test proves nothing", n)
+	}
+	waitFor(t, "comment embedded and sync healthy again", func() bool {
+		got, err := db.Posts().Get(ctxFor(t), p.ID)
+		return err == nil && got.CommentCount == 1 && s.Healthy()
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"blog/internal/changes"
@@ -21,9 +22,26 @@ import (
 // It is also a changes.Rebuilder (after lost history it deletes every
 // comment whose post no longer exists) and a changes.DeadLetterer, and like
 // the posts read model it refuses a batch under a stale fence.
-func (db *DB) PostCascade() changes.Sink[post.Post] { return &cascadeStore{db: db} }
+func (db *DB) PostCascade() changes.Sink[post.Post] {
+	return &cascadeStore{db: db, saved: map[string]time.Time{}}
+}
 
-type cascadeStore struct{ db *DB }
+type cascadeStore struct {
+	db *DB
+
+	mu    sync.Mutex
+	saved map[string]time.Time // consumer -> when Apply last wrote its checkpoint
+}
+
+// cascadeSaveEvery is how long the cascade may leave its saved checkpoint
+// behind its position over batches it had nothing to do for. The posts
+// feed logs an update of a post for every comment synced into it, none of
+// which concerns the cascade: saving the position after each would be a
+// write transaction per comment for nothing. A restart or a takeover within
+// that time reopens a little earlier and replays such no-op events, which
+// is harmless; it also delays change-log pruning (which waits for every
+// consumer's checkpoint) by as much.
+const cascadeSaveEvery = 2 * time.Second
 
 var (
 	_ changes.Rebuilder               = (*cascadeStore)(nil)
@@ -69,6 +87,9 @@ func (s *cascadeStore) Apply(ctx context.Context, consumer string, b changes.Bat
 	if err := comment.Cascade(ctx, b.Events, s.db.deletesPerTx, 0, s.db.orphans(consumer, b.Fence)); err != nil {
 		return fmt.Errorf("sqlite: apply %d post events for %q: %w", len(b.Events), consumer, err)
 	}
+	if s.skipSave(consumer, b.Events) {
+		return nil
+	}
 	err := s.db.write(ctx, func(tx *sql.Tx) error {
 		if err := checkFence(ctx, tx, consumer, b.Fence); err != nil {
 			return err
@@ -78,7 +99,25 @@ func (s *cascadeStore) Apply(ctx context.Context, consumer string, b changes.Bat
 	if err != nil {
 		return fmt.Errorf("sqlite: apply %d post events for %q: %w", len(b.Events), consumer, err)
 	}
+	s.mu.Lock()
+	s.saved[consumer] = time.Now()
+	s.mu.Unlock()
 	return nil
+}
+
+// skipSave reports whether Apply may leave the consumer's checkpoint where
+// it is: the batch deletes no post (so the cascade did nothing) and the
+// checkpoint was saved less than cascadeSaveEvery ago (see there).
+func (s *cascadeStore) skipSave(consumer string, evs []changes.Event[post.Post]) bool {
+	for _, ev := range evs {
+		if ev.Op == changes.Delete {
+			return false
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.saved[consumer]
+	return ok && time.Since(at) < cascadeSaveEvery
 }
 
 // orphans returns the cascade's comment.ChunkDeleter: one transaction under

@@ -236,20 +236,68 @@ func pruneThrough(ctx context.Context, tx *sql.Tx, seq int64) (int64, int64, err
 // the first prune of a long log does not hold the write lock for long.
 const pruneChunk = 5000
 
+// appliedGrace is how old an entry every consumer has applied must be
+// before PruneBefore deletes it: time for the feeds followed without a
+// checkpoint (the live-updates hub, in every process) to read it too.
+const appliedGrace = 10 * time.Second
+
+// appliedByAll returns the seq through which every known consumer has
+// applied the log: the least of the saved checkpoints and of the
+// interrupted rebuilds' targets (from which they replay). It returns -1
+// when no consumer is known, or when a position is not a seq (that consumer
+// is then told its history is lost on its next Open, as any foreign token
+// is, and nothing is pruned for it meanwhile).
+func appliedByAll(ctx context.Context, tx *sql.Tx) (int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT token FROM checkpoints UNION ALL SELECT target FROM rebuilds`)
+	if err != nil {
+		return 0, fmt.Errorf("read consumers' positions: %w", err)
+	}
+	defer rows.Close()
+	least, found := int64(-1), false
+	for rows.Next() {
+		var tok []byte
+		if err := rows.Scan(&tok); err != nil {
+			return 0, fmt.Errorf("read consumers' positions: %w", err)
+		}
+		seq, err := decodeToken(changes.Token(tok))
+		if err != nil {
+			return -1, nil
+		}
+		if !found || seq < least {
+			least, found = seq, true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read consumers' positions: %w", err)
+	}
+	return least, nil
+}
+
 // qOldestLog walks the oldest entries of the log, in seq order, by its
 // primary key.
 const qOldestLog = `SELECT seq, at FROM changelog ORDER BY seq LIMIT ?`
 
-// PruneBefore deletes the change-log entries older than olderThan: the
-// retention policy the services run periodically, so the log does not grow
-// forever. It deletes a prefix of the log (entries in seq order up to the
-// first that is not old enough), never a gap, so every position after what
-// it deleted stays complete. A consumer whose checkpoint falls in the pruned
-// part gets changes.ErrHistoryLost on its next Open and rebuilds its read
-// model from the source: that is the intended trade, bounded storage for an
-// occasional rebuild of a consumer that was down longer than the retention.
-// A consumer that is running keeps its checkpoint near the head (quiet
-// batches move it there), so pruning by age never touches it.
+// PruneBefore deletes the change-log entries that are no longer needed:
+// those every known consumer has applied (at or before the oldest
+// checkpoint and the oldest interrupted rebuild's target, in the checkpoints
+// and rebuilds tables) once they are appliedGrace old, and, whatever the
+// consumers, those older than olderThan. The services run it periodically,
+// so the log holds little more than what is in flight: a logged comment is
+// a second copy of its text (issue 12). olderThan, the retention, then only
+// bounds how long a consumer that is absent (stopped, or renamed and gone
+// for good) is waited for.
+//
+// It deletes a prefix of the log (entries in seq order up to the first that
+// may not go), never a gap, so every position after what it deleted stays
+// complete. A consumer whose checkpoint falls in the pruned part gets
+// changes.ErrHistoryLost on its next Open and rebuilds its read model from
+// the source: the intended trade, bounded storage for an occasional rebuild
+// of a consumer that was down longer than the retention. A consumer that is
+// running keeps its checkpoint near the head (quiet batches move it there),
+// so pruning never touches it; a feed followed without a checkpoint (the
+// live-updates hub) is given appliedGrace to read what the consumers have
+// applied, and if it falls further behind it reopens at the head (see
+// post.Hub.Run).
 //
 // It works in transactions of at most pruneChunk entries and returns how
 // many entries it deleted. olderThan 0 prunes everything logged before now.
@@ -257,12 +305,17 @@ func (db *DB) PruneBefore(ctx context.Context, olderThan time.Duration) (int64, 
 	if olderThan < 0 {
 		return 0, fmt.Errorf("sqlite: prune change log: negative age %v", olderThan)
 	}
-	cutoff := ms(time.Now().Add(-olderThan))
+	now := time.Now()
+	cutoff, graceCutoff := ms(now.Add(-olderThan)), ms(now.Add(-appliedGrace))
 	var total, through int64
 	for {
 		var n int64
 		full := false
 		err := db.write(ctx, func(tx *sql.Tx) error {
+			applied, err := appliedByAll(ctx, tx)
+			if err != nil {
+				return err
+			}
 			rows, err := tx.QueryContext(ctx, qOldestLog, pruneChunk)
 			if err != nil {
 				return fmt.Errorf("read oldest entries: %w", err)
@@ -275,7 +328,7 @@ func (db *DB) PruneBefore(ctx context.Context, olderThan time.Duration) (int64, 
 					return fmt.Errorf("read oldest entries: %w", err)
 				}
 				seen++
-				if at >= cutoff {
+				if at >= cutoff && (seq > applied || at >= graceCutoff) {
 					stopped = true
 					break
 				}

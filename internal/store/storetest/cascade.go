@@ -259,9 +259,10 @@ func testCascadeBigPostThroughConsumer(t *testing.T, open func(t *testing.T) Sto
 	s.SetDeleteChunk(chunk)
 	// What one chunk costs on this adapter, on this machine, now (-race,
 	// load): the best of a few deletions of one chunk (plus the empty
-	// chunk that ends the loop). The ApplyTimeout is ten times that, so
-	// each chunk fits it with room to spare while the whole cascade, some
-	// seventy times that, cannot fit in one Apply and its one retry.
+	// chunk that ends the loop). The ApplyTimeout is thirty times that, so
+	// each chunk fits it with room to spare even when a loaded machine
+	// deschedules it, while the whole cascade, a hundred and fifty times
+	// that, cannot fit in one Apply.
 	var probe time.Duration
 	for i := range 3 {
 		pp := createPost(t, s, fmt.Sprint("probe ", i), base())
@@ -283,7 +284,7 @@ func testCascadeBigPostThroughConsumer(t *testing.T, open func(t *testing.T) Sto
 		// One attempt: a cascade run inside the bounded Apply would time
 		// out, fail again alone, and be parked half done.
 		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Attempts: 1,
-		ApplyTimeout: max(5*time.Millisecond, 10*probe),
+		ApplyTimeout: max(5*time.Millisecond, 30*probe),
 	}
 	runConsumer(t, c)
 	waitCheckpoint(t, sink, cascadeConsumer)
