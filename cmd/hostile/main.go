@@ -369,42 +369,8 @@ func watch(pid int, livez string, killAt int64) *monitor {
 	if err := probe.Start(); err != nil {
 		panic(err)
 	}
-	type result struct {
-		lat, control []time.Duration
-		failed       int
-	}
-	probed := make(chan result, 1)
-	go func() {
-		var r result
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) < 2 {
-				continue
-			}
-			which := f[0]
-			us, err := strconv.ParseInt(f[1], 10, 64)
-			at := time.Now()
-			if len(f) > 2 {
-				ms, _ := strconv.ParseInt(f[2], 10, 64)
-				at = time.UnixMilli(ms)
-			}
-			switch {
-			case err != nil && which == "0":
-				r.failed++
-			case err != nil:
-			case which == "0":
-				d := time.Duration(us) * time.Microsecond
-				r.lat = append(r.lat, d)
-				if verbose && d > 100*time.Millisecond {
-					fmt.Fprintf(os.Stderr, "  slow /livez: %v, asked at %s\n", d.Round(time.Millisecond), at.Format("15:04:05.000"))
-				}
-			default:
-				r.control = append(r.control, time.Duration(us)*time.Microsecond)
-			}
-		}
-		probed <- r
-	}()
+	probed := make(chan probeResult, 1)
+	go func() { probed <- readProbes(stdout) }()
 	go func() {
 		st := stats{startRSS: rss(pid)}
 		tick := time.NewTicker(50 * time.Millisecond)
@@ -418,18 +384,7 @@ func watch(pid int, livez string, killAt int64) *monitor {
 				_ = probe.Wait()
 				ctlIn.Close()
 				_ = ctl.Wait()
-				c := r.control
-				sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
-				if len(c) > 0 {
-					st.ctlMax, st.ctlP99 = c[len(c)-1], c[len(c)*99/100]
-				}
-				lat := r.lat
-				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-				if len(lat) > 0 {
-					st.maxLivez, st.p99, st.median = lat[len(lat)-1], lat[len(lat)*99/100], lat[len(lat)/2]
-				}
-				st.livezFailed = r.failed
-				st.probes = len(lat) + r.failed
+				st.summarize(r)
 				m.done <- st
 				return
 			case <-tick.C:
@@ -446,6 +401,64 @@ func watch(pid int, livez string, killAt int64) *monitor {
 		}
 	}()
 	return m
+}
+
+// probeResult is what the probe process measured: /livez latencies of the
+// service and of the control, and the service's failed probes.
+type probeResult struct {
+	lat, control []time.Duration
+	failed       int
+}
+
+// readProbes reads the probe process's lines ("<which> <µs> [<unix ms>]";
+// which 0 is the service, else the control; a µs that is not a number is a
+// failed probe) until its output ends.
+func readProbes(stdout io.Reader) probeResult {
+	var r probeResult
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		which := f[0]
+		us, err := strconv.ParseInt(f[1], 10, 64)
+		at := time.Now()
+		if len(f) > 2 {
+			ms, _ := strconv.ParseInt(f[2], 10, 64)
+			at = time.UnixMilli(ms)
+		}
+		switch {
+		case err != nil && which == "0":
+			r.failed++
+		case err != nil:
+		case which == "0":
+			d := time.Duration(us) * time.Microsecond
+			r.lat = append(r.lat, d)
+			if verbose && d > 100*time.Millisecond {
+				fmt.Fprintf(os.Stderr, "  slow /livez: %v, asked at %s\n", d.Round(time.Millisecond), at.Format("15:04:05.000"))
+			}
+		default:
+			r.control = append(r.control, time.Duration(us)*time.Microsecond)
+		}
+	}
+	return r
+}
+
+// summarize records r's percentiles in st.
+func (st *stats) summarize(r probeResult) {
+	c := r.control
+	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
+	if len(c) > 0 {
+		st.ctlMax, st.ctlP99 = c[len(c)-1], c[len(c)*99/100]
+	}
+	lat := r.lat
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) > 0 {
+		st.maxLivez, st.p99, st.median = lat[len(lat)-1], lat[len(lat)*99/100], lat[len(lat)/2]
+	}
+	st.livezFailed = r.failed
+	st.probes = len(lat) + r.failed
 }
 
 // serveControl answers GET /livez on a free loopback port, printing its

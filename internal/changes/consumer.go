@@ -254,27 +254,9 @@ func (c *Consumer[T]) lead(ctx context.Context) error {
 // Reopening at the checkpoint instead would meet the same loss again,
 // forever.
 func (c *Consumer[T]) session(ctx context.Context, fence int64) error {
-	tok, err := c.Sink.Checkpoint(ctx, c.Name)
+	stream, tok, err := c.open(ctx, fence)
 	if err != nil {
-		return fmt.Errorf("read checkpoint: %w", err)
-	}
-	if tok == nil {
-		// A first start: record where we begin before reading, so a restart
-		// resumes here rather than at a later "now" and misses what came in
-		// between.
-		if tok, err = c.Feed.Head(ctx); err != nil {
-			return fmt.Errorf("read feed head: %w", err)
-		}
-		if err := c.Sink.Apply(ctx, c.Name, Batch[T]{Token: tok, Fence: fence}); err != nil {
-			return fmt.Errorf("save first checkpoint: %w", err)
-		}
-	}
-	stream, err := c.Feed.Open(ctx, tok)
-	if errors.Is(err, ErrHistoryLost) {
-		stream, tok, err = c.resync(ctx, tok, fence)
-	}
-	if err != nil {
-		return fmt.Errorf("open feed: %w", err)
+		return err
 	}
 	defer func() {
 		// The stream is closed on the way out even when ctx has ended.
@@ -335,6 +317,34 @@ func (c *Consumer[T]) session(ctx context.Context, fence int64) error {
 			c.lastAt.Store(b.Events[n-1].At.UnixMilli())
 		}
 	}
+}
+
+// open opens the feed at the checkpoint and returns the stream and its
+// position. On a first start it saves the feed's head as the checkpoint
+// before reading, so a restart resumes there rather than at a later "now"
+// and misses what came in between; when the checkpoint's history is lost it
+// rebuilds the read model (resync).
+func (c *Consumer[T]) open(ctx context.Context, fence int64) (Stream[T], Token, error) {
+	tok, err := c.Sink.Checkpoint(ctx, c.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read checkpoint: %w", err)
+	}
+	if tok == nil {
+		if tok, err = c.Feed.Head(ctx); err != nil {
+			return nil, nil, fmt.Errorf("read feed head: %w", err)
+		}
+		if err := c.Sink.Apply(ctx, c.Name, Batch[T]{Token: tok, Fence: fence}); err != nil {
+			return nil, nil, fmt.Errorf("save first checkpoint: %w", err)
+		}
+	}
+	stream, err := c.Feed.Open(ctx, tok)
+	if errors.Is(err, ErrHistoryLost) {
+		stream, tok, err = c.resync(ctx, tok, fence)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("open feed: %w", err)
+	}
+	return stream, tok, nil
 }
 
 // idleCheckpoint returns IdleCheckpoint or its default.

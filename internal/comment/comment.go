@@ -7,10 +7,10 @@
 package comment
 
 import (
-	"blog/internal/fault"
 	"context"
 	"time"
 
+	"blog/internal/fault"
 	"blog/internal/page"
 )
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"blog/internal/api"
 	"blog/internal/post"
 	"blog/internal/store/sqlite"
@@ -151,8 +153,9 @@ func TestGetUpdateDelete(t *testing.T) {
 		{name: "get-200", method: "GET", path: "/posts/" + p.ID, status: 200, check: func(t *testing.T, b []byte) {
 			var got post.Post
 			_ = json.Unmarshal(b, &got)
-			if got.ID != p.ID || got.Title != "first" || got.Comments == nil {
-				t.Errorf("got %+v", got)
+			// The post as created, its empty comments an array, not null.
+			if diff := cmp.Diff(p, got); diff != "" || got.Comments == nil {
+				t.Errorf("GET (-created +got):\n%s", diff)
 			}
 		}},
 		{name: "get-404", method: "GET", path: "/posts/672a2b5ab2c87aa17bd7b49b", status: 404},

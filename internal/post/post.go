@@ -4,12 +4,12 @@
 package post
 
 import (
-	"blog/internal/fault"
 	"context"
 	"time"
 
 	"blog/internal/changes"
 	"blog/internal/comment"
+	"blog/internal/fault"
 	"blog/internal/page"
 )
 

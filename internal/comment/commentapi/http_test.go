@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
@@ -208,8 +209,8 @@ func TestListUpdateDelete(t *testing.T) {
 			path = m[1]
 		}
 	}
-	if fmt.Sprint(got) != fmt.Sprint(ids) {
-		t.Fatalf("paged %v, want oldest first %v", got, ids)
+	if diff := cmp.Diff(ids, got); diff != "" {
+		t.Fatalf("paged ids, oldest first (-want +got):\n%s", diff)
 	}
 
 	tests := []struct {
@@ -236,8 +237,12 @@ func TestListUpdateDelete(t *testing.T) {
 	}
 	var cs []comment.Comment
 	_ = json.Unmarshal(do(t, srv, "GET", "/comments/"+postID, "").body, &cs)
-	if len(cs) != 4 || cs[0].Text != "edited" || cs[0].UpdatedAt == nil {
-		t.Fatalf("after edit and delete: %+v", cs)
+	var texts []string
+	for _, c := range cs {
+		texts = append(texts, c.Text)
+	}
+	if diff := cmp.Diff([]string{"edited", "c2", "c3", "c4"}, texts); diff != "" || cs[0].UpdatedAt == nil {
+		t.Fatalf("after edit and delete (-want +got texts):\n%s\nfirst: %+v", diff, cs[0])
 	}
 }
 
