@@ -42,7 +42,9 @@ type Config struct {
 	APIToken        string        `env:"BLOG_API_TOKEN"`
 	CommentRate     int           `env:"BLOG_COMMENT_RATE" envDefault:"60"`
 	Insecure        bool          `env:"BLOG_INSECURE"`
-	// ChangelogRetention is how long the embedded change log keeps entries.
+	// ChangelogRetention is how long the embedded change log keeps entries
+	// that some known consumer has not applied yet; entries every consumer
+	// has applied are pruned within seconds whatever it says.
 	ChangelogRetention time.Duration `env:"BLOG_CHANGELOG_RETENTION" envDefault:"168h"`
 
 	// Limits on what one client can hold (see limitFlags and the README's
@@ -140,7 +142,7 @@ func newFlags(name string, cfg *Config, out io.Writer, only ...string) *flag.Fla
 	all.StringVar(&cfg.APIToken, "api-token", cfg.APIToken, "bearer token required for writes to posts and edits/deletes of comments (env BLOG_API_TOKEN)")
 	all.IntVar(&cfg.CommentRate, "comment-rate", cfg.CommentRate, "comments a client IP may create per minute; 0 turns the limit off (env BLOG_COMMENT_RATE)")
 	all.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "allow a non-loopback HOST without BLOG_API_TOKEN (env BLOG_INSECURE)")
-	all.DurationVar(&cfg.ChangelogRetention, "changelog-retention", cfg.ChangelogRetention, "how long the embedded change log keeps entries; 0 keeps them forever (env BLOG_CHANGELOG_RETENTION)")
+	all.DurationVar(&cfg.ChangelogRetention, "changelog-retention", cfg.ChangelogRetention, "how long the embedded change log waits for a consumer that has not applied its entries (entries every consumer has applied are pruned within seconds); 0 keeps them forever (env BLOG_CHANGELOG_RETENTION)")
 	limitFlags(all, cfg)
 	if len(only) == 0 {
 		all.SetOutput(out)
@@ -159,6 +161,23 @@ func newFlags(name string, cfg *Config, out io.Writer, only ...string) *flag.Fla
 // verifyFlags are the settings `blog verify` uses: where the store is and
 // how much a post embeds.
 var verifyFlags = []string{"mongo-uri", "data-dir", "embed-limit", "log-level"}
+
+// commandFlags names the flags each service command uses, so that a
+// setting it would ignore (`blog web -mongo-uri ...`) is refused rather
+// than silently dropped; serve, which runs everything, takes them all.
+// The environment is not checked this way: one .env serves every command.
+var commandFlags = map[string][]string{
+	"posts": {"mongo-uri", "host", "port", "data-dir", "embed-limit", "log-level", "shutdown-timeout",
+		"api-token", "insecure", "changelog-retention", "trusted-proxies", "max-streams",
+		"streams-per-client", "stream-lifetime", "list-bytes"},
+	"comments": {"mongo-uri", "host", "comments-port", "data-dir", "embed-limit", "log-level", "shutdown-timeout",
+		"api-token", "insecure", "comment-rate", "changelog-retention", "trusted-proxies", "list-bytes"},
+	"web": {"host", "port", "comments-port", "web-port", "posts-url", "comments-url", "data-dir", "log-level",
+		"shutdown-timeout", "api-token", "insecure", "trusted-proxies", "max-streams", "streams-per-client",
+		"stream-lifetime", "session-idle", "login-rate", "login-global-rate"},
+	"verify":      verifyFlags,
+	"deadletters": verifyFlags, // the same: where the store is
+}
 
 // defaultConfig is the config with every default and nothing from the
 // environment, for `blog help`.
@@ -238,7 +257,7 @@ func readDotenv(path string) (map[string]string, error) {
 		}
 		bad--
 	}
-	return nil, fmt.Errorf("%s line %d: %q is not NAME=value: %w", path, bad, strings.TrimRight(lines[bad-1], "\r\n"), err)
+	return nil, fmt.Errorf("%s line %d: %q is not NAME=value", path, bad, strings.TrimRight(lines[bad-1], "\r\n"))
 }
 
 // envProblem rewords the env library's errors, which name Go fields, to name
@@ -358,6 +377,9 @@ func (s startup) LogValue() slog.Value {
 		"posts":    {"WEB_PORT", "POSTS_URL", "COMMENTS_URL"},
 		"comments": {"WEB_PORT", "POSTS_URL", "COMMENTS_URL"},
 	}[s.cmd]
+	if s.MongoURI != "" { // settings of the embedded store only
+		skip = append(skip, "BLOG_DATA_DIR", "BLOG_CHANGELOG_RETENTION")
+	}
 	keep := func(a slog.Attr) bool { return !slices.Contains(skip, a.Key) }
 	if s.cmd == "verify" || s.cmd == "deadletters" {
 		keep = func(a slog.Attr) bool {

@@ -102,17 +102,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		more   func(*flag.FlagSet)
 		only   []string
 	)
+	only = commandFlags[cmd]
 	if cmd == "verify" {
 		more = func(fs *flag.FlagSet) {
 			fs.BoolVar(&repair, "repair", false, "rebuild every drifted post from the comments store")
 		}
-		only = verifyFlags
 	}
 	if cmd == "deadletters" {
 		more = func(fs *flag.FlagSet) {
 			fs.StringVar(&retry, "retry", "", "apply the dead letter with this `ID` again and remove it")
 		}
-		only = verifyFlags // the same: where the store is
 	}
 	cfg, extra, err := loadConfig("blog "+cmd, rest, getenv, stdout, more, only...)
 	if err != nil {
@@ -432,12 +431,9 @@ func holderName(host string, port int) string {
 // checkpoint is pruned away rebuilds its read model.
 func prune(ctx context.Context, fn func(context.Context, time.Duration) (int64, error), keep time.Duration, log *slog.Logger) {
 	for {
-		n, err := fn(ctx, keep)
-		switch {
-		case err != nil && ctx.Err() == nil:
+		// The store logs what it pruned; only a failure is logged here.
+		if _, err := fn(ctx, keep); err != nil && ctx.Err() == nil {
 			log.Error("prune change log", "err", err)
-		case n > 0:
-			log.Info("pruned change log", "entries", n, "retention", keep)
 		}
 		select {
 		case <-ctx.Done():
