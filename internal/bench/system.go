@@ -164,7 +164,11 @@ func startSystem(ctx context.Context, bin, dir string, profile bool) (*system, e
 		"COMMENTS_PORT":     strconv.Itoa(cp),
 		"WEB_PORT":          strconv.Itoa(ports[2]),
 		"BLOG_COMMENT_RATE": "0",
-		"LOG_LEVEL":         "warn",
+		// The load generator is one client address: the per-address cap
+		// on live streams (8) would refuse the propagation scenario's
+		// subscribers with 429s and leave it without an SSE figure.
+		"BLOG_STREAMS_PER_CLIENT": "0",
+		"LOG_LEVEL":               "warn",
 	}
 	s := &system{
 		postsURL:    fmt.Sprintf("http://127.0.0.1:%d", pp),
