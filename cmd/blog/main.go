@@ -36,8 +36,10 @@ import (
 	"blog/internal/changes"
 	"blog/internal/comment"
 	"blog/internal/comment/commentapi"
+	"blog/internal/live"
 	"blog/internal/metrics"
 	"blog/internal/post"
+	"blog/internal/post/postapi"
 )
 
 func main() {
@@ -201,9 +203,9 @@ func buildPosts(cfg Config, st *stores, log *slog.Logger, reg *metrics.Registry,
 	commentSync := post.NewCommentSync(st.posts, st.commentFeed, log)
 	commentSync.Lease, commentSync.Holder = st.leases, holderName(cfg.Host, cfg.PostsPort)
 	reg.Consumer(commentSync.Name, commentSync.Stats)
-	h := &post.Handler{Store: st.posts, Log: log, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes, Cache: post.NewCache(0), Idempotency: (&api.IdempotencyKeys{}).Middleware()}
+	h := &postapi.Handler{Store: st.posts, Log: log, Auth: api.RequireToken(cfg.APIToken), ListBytes: cfg.ListBytes, Cache: live.NewCache(0), Idempotency: (&api.IdempotencyKeys{}).Middleware()}
 	probes := map[string]api.Probe{"store": st.posts.Ping, "comment sync": running(commentSync.Healthy)}
-	rt := apiRouter("posts", post.OpenAPI, h.Register, log, reg, probes)
+	rt := apiRouter("posts", postapi.OpenAPI, h.Register, log, reg, probes)
 	gate := api.NewStreamGate(cfg.streamLimits(), cfg.proxies().WithKey(proxyKey))
 	runEvents, eventsReady := registerPostEvents(rt, st.postFeed, st.posts, h.Cache, gate, log)
 	probes["live updates"] = eventsReady

@@ -16,7 +16,7 @@ import (
 	"blog/internal/api"
 	"blog/internal/comment/commentapi"
 	"blog/internal/metrics"
-	"blog/internal/post"
+	"blog/internal/post/postapi"
 )
 
 // TestOpenAPIMatchesRoutes keeps each service's document true: every route
@@ -27,7 +27,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		doc []byte
 		rt  *api.Router
 	}{
-		"posts":    {post.OpenAPI, postsWithEvents(log)},
+		"posts":    {postapi.OpenAPI, postsWithEvents(log)},
 		"comments": {commentapi.OpenAPI, apiRouter("comments", commentapi.OpenAPI, (&commentapi.Handler{}).Register, log, metrics.New(), nil)},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -57,7 +57,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // postsWithEvents is the posts router as serve builds it, live events
 // included.
 func postsWithEvents(log *slog.Logger) *api.Router {
-	rt := apiRouter("posts", post.OpenAPI, (&post.Handler{}).Register, log, metrics.New(), nil)
+	rt := apiRouter("posts", postapi.OpenAPI, (&postapi.Handler{}).Register, log, metrics.New(), nil)
 	registerPostEvents(rt, nil, nil, nil, nil, log)
 	return rt
 }

@@ -11,6 +11,7 @@ import (
 
 	"blog/internal/api"
 	"blog/internal/changes"
+	"blog/internal/live"
 	"blog/internal/post"
 	"blog/internal/web"
 )
@@ -57,10 +58,10 @@ func webService(cfg Config, proxyKey string, log *slog.Logger) (*web.Server, err
 // begins (http.Server.RegisterOnShutdown) rather than after it. ready is a
 // readiness probe: the hub follows the feed. The hub also invalidates
 // cache, the posts handler's cache of encoded posts (nil: none).
-func registerPostEvents(rt *api.Router, feed changes.Feed[post.Post], store post.Store, cache *post.Cache, gate *api.StreamGate, log *slog.Logger) (run func(context.Context) error, ready api.Probe) {
-	hub := post.NewHub(feed, store, log)
+func registerPostEvents(rt *api.Router, feed changes.Feed[post.Post], store post.Store, cache *live.Cache, gate *api.StreamGate, log *slog.Logger) (run func(context.Context) error, ready api.Probe) {
+	hub := live.NewHub(feed, store, log)
 	hub.Cache(cache)
-	(&post.Events{Hub: hub, Log: log, Gate: gate}).Register(rt)
+	(&live.Events{Hub: hub, Log: log, Gate: gate}).Register(rt)
 	return hub.Run, hub.Ready
 }
 

@@ -1,6 +1,8 @@
-// Package post is the posts service: the post type with its embedded comments,
-// its rules, the store port it depends on, its HTTP handlers, and the consumer
-// that keeps embedded comments in step with the comments service's feed.
+// Package post is the posts service's domain: the post type with its
+// embedded comments, its rules (input validation, what each comment event
+// does to a post's read model), the store port it depends on, the consumer
+// that keeps embedded comments in step with the comments service's feed, and
+// verify. Its HTTP API is package postapi; its live updates, package live.
 package post
 
 import (

@@ -24,7 +24,9 @@ import (
 	"blog/internal/api"
 	"blog/internal/comment"
 	"blog/internal/comment/commentapi"
+	"blog/internal/live"
 	"blog/internal/post"
+	"blog/internal/post/postapi"
 	"blog/internal/store/sqlite"
 	"blog/internal/web"
 )
@@ -47,7 +49,7 @@ type stackOptions struct {
 	token       string
 	commentRate int
 	web         func(*web.Config)  // adjusts the web service's config
-	events      func(*post.Events) // adjusts the posts service's live updates
+	events      func(*live.Events) // adjusts the posts service's live updates
 }
 
 func newStack(t *testing.T, o stackOptions) *stack {
@@ -116,13 +118,13 @@ type postsService struct {
 
 func startPosts(t *testing.T, st *stack, ln net.Listener) *postsService {
 	t.Helper()
-	hub := post.NewHub(st.db.PostFeed(), st.db.Posts(), st.log)
+	hub := live.NewHub(st.db.PostFeed(), st.db.Posts(), st.log)
 	ctx, cancel := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { defer close(hubDone); _ = hub.Run(ctx) }()
 	rt := api.NewRouter(st.log)
-	(&post.Handler{Store: st.db.Posts(), Log: st.log, Auth: api.RequireToken(st.token)}).Register(rt)
-	ev := &post.Events{Hub: hub, Log: st.log}
+	(&postapi.Handler{Store: st.db.Posts(), Log: st.log, Auth: api.RequireToken(st.token)}).Register(rt)
+	ev := &live.Events{Hub: hub, Log: st.log}
 	if st.opt.events != nil {
 		st.opt.events(ev)
 	}

@@ -297,7 +297,7 @@ const qOldestLog = `SELECT seq, at FROM changelog ORDER BY seq LIMIT ?`
 // so pruning never touches it; a feed followed without a checkpoint (the
 // live-updates hub) is given appliedGrace to read what the consumers have
 // applied, and if it falls further behind it reopens at the head (see
-// post.Hub.Run).
+// live.Hub.Run).
 //
 // It works in transactions of at most pruneChunk entries and returns how
 // many entries it deleted. olderThan 0 prunes everything logged before now.

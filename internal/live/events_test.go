@@ -1,4 +1,4 @@
-package post_test
+package live_test
 
 import (
 	"bufio"
@@ -20,15 +20,17 @@ import (
 	"blog/internal/api"
 	"blog/internal/comment"
 	"blog/internal/comment/commentapi"
+	"blog/internal/live"
 	"blog/internal/post"
+	"blog/internal/post/postapi"
 	"blog/internal/store/sqlite"
 )
 
-// live is a posts service with live updates and a comments service over one
+// system is a posts service with live updates and a comments service over one
 // real embedded store, with the comment sync running, as `blog serve` has.
-type live struct {
+type system struct {
 	db       *sqlite.DB
-	hub      *post.Hub
+	hub      *live.Hub
 	posts    *httptest.Server
 	comments *httptest.Server
 	stopHub  context.CancelFunc
@@ -43,7 +45,7 @@ type liveOptions struct {
 	gate         *api.StreamGate // stream caps (nil: none)
 }
 
-func newLive(t testing.TB, o liveOptions) *live {
+func newLive(t testing.TB, o liveOptions) *system {
 	t.Helper()
 	db, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{EmbedLimit: o.embedLimit})
 	if err != nil {
@@ -58,7 +60,7 @@ func newLive(t testing.TB, o liveOptions) *live {
 	go func() { defer close(syncDone); _ = sync.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-syncDone })
 
-	hub := post.NewHub(db.PostFeed(), db.Posts(), log)
+	hub := live.NewHub(db.PostFeed(), db.Posts(), log)
 	if o.buffer > 0 {
 		hub.Buffer = o.buffer
 	}
@@ -68,8 +70,8 @@ func newLive(t testing.TB, o liveOptions) *live {
 	t.Cleanup(func() { stopHub(); <-hubDone })
 
 	rt := api.NewRouter(log)
-	(&post.Handler{Store: db.Posts(), Log: log}).Register(rt)
-	(&post.Events{Hub: hub, Log: log, Keepalive: o.keepalive, Gate: o.gate}).Register(rt)
+	(&postapi.Handler{Store: db.Posts(), Log: log}).Register(rt)
+	(&live.Events{Hub: hub, Log: log, Keepalive: o.keepalive, Gate: o.gate}).Register(rt)
 	ps := httptest.NewUnstartedServer(rt)
 	ps.Config.WriteTimeout = o.writeTimeout
 	ps.Config.ReadTimeout = o.writeTimeout
@@ -88,17 +90,17 @@ func newLive(t testing.TB, o liveOptions) *live {
 		}
 		time.Sleep(5 * time.Millisecond) // start-up poll, bounded above
 	}
-	return &live{db: db, hub: hub, posts: ps, comments: cs, stopHub: stopHub, hubDone: hubDone}
+	return &system{db: db, hub: hub, posts: ps, comments: cs, stopHub: stopHub, hubDone: hubDone}
 }
 
-func (l *live) createPost(t testing.TB, title string) post.Post {
+func (l *system) createPost(t testing.TB, title string) post.Post {
 	t.Helper()
 	var p post.Post
 	l.call(t, l.posts, "POST", "/posts", fmt.Sprintf(`{"title":%q,"content":"body"}`, title), 201, &p)
 	return p
 }
 
-func (l *live) comment(t testing.TB, postID, text string) comment.Comment {
+func (l *system) comment(t testing.TB, postID, text string) comment.Comment {
 	t.Helper()
 	var c comment.Comment
 	body, _ := json.Marshal(map[string]string{"postId": postID, "text": text})
@@ -106,7 +108,7 @@ func (l *live) comment(t testing.TB, postID, text string) comment.Comment {
 	return c
 }
 
-func (l *live) call(t testing.TB, srv *httptest.Server, method, path, body string, want int, out any) {
+func (l *system) call(t testing.TB, srv *httptest.Server, method, path, body string, want int, out any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -469,7 +471,7 @@ func TestEventsWindow(t *testing.T) {
 	}
 }
 
-func waitCount(t testing.TB, l *live, id string, n int) {
+func waitCount(t testing.TB, l *system, id string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

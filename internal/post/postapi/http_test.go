@@ -1,4 +1,4 @@
-package post_test
+package postapi_test
 
 import (
 	"encoding/json"
@@ -16,6 +16,7 @@ import (
 
 	"blog/internal/api"
 	"blog/internal/post"
+	"blog/internal/post/postapi"
 	"blog/internal/store/sqlite"
 )
 
@@ -29,7 +30,7 @@ func newServer(t testing.TB) (*httptest.Server, post.Store) {
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.DiscardHandler)
 	rt := api.NewRouter(log)
-	(&post.Handler{Store: db.Posts(), Log: log}).Register(rt)
+	(&postapi.Handler{Store: db.Posts(), Log: log}).Register(rt)
 	srv := httptest.NewServer(rt)
 	t.Cleanup(srv.Close)
 	return srv, db.Posts()

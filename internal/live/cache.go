@@ -1,4 +1,4 @@
-package post
+package live
 
 import (
 	"crypto/sha256"
@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"blog/internal/changes"
+	"blog/internal/post"
 )
 
 // DefaultCacheBytes bounds the encoded posts a Cache keeps: about 4,000
@@ -21,26 +22,26 @@ const DefaultCacheBytes = 16 << 20
 // It is correct across processes because it is invalidated through the
 // posts feed, which carries every change to a post and to its embedded
 // comments whichever process made it: the live-updates Hub that follows
-// that feed tells the cache each changed post (Hub.Cache). A cached answer
+// that feed tells the cache each changed post (Hub.Cache). A Cached answer
 // is therefore never older than the hub's position in the feed, the same
 // bound as the live updates themselves. While the hub has no open stream
 // (before the first, after a failure or lost history) the cache holds and
 // keeps nothing, since it would miss invalidations.
 //
-// A store read that began before an invalidation is not cached (the
+// A store read that began before an invalidation is not Cached (the
 // generation check in put), so an invalidation cannot be overtaken by the
 // stale read it was meant to replace.
 type Cache struct {
 	mu      sync.Mutex
-	entries map[string]*cached
+	entries map[string]*Cached
 	bytes   int // sum of len(body) of entries
 	max     int
 	gen     uint64 // bumped by every invalidation
 	active  bool   // the hub follows the feed
 }
 
-// cached is one post's encoded answer.
-type cached struct {
+// Cached is one post's encoded answer (Encode), served by Serve.
+type Cached struct {
 	body []byte // the JSON, with the trailing newline json.Encoder adds
 	etag string // a strong ETag: a hash of body, quoted
 }
@@ -52,12 +53,12 @@ func NewCache(maxBytes int) *Cache {
 	if maxBytes <= 0 {
 		maxBytes = DefaultCacheBytes
 	}
-	return &Cache{entries: map[string]*cached{}, max: maxBytes}
+	return &Cache{entries: map[string]*Cached{}, max: maxBytes}
 }
 
-// lookup returns the cached answer for the post, or nil and the
-// generation to hand to put after reading the post from the store.
-func (c *Cache) lookup(id string) (*cached, uint64) {
+// Lookup returns the Cached answer for the post, or nil and the
+// generation to hand to Put after reading the post from the store.
+func (c *Cache) Lookup(id string) (*Cached, uint64) {
 	if c == nil {
 		return nil, 0
 	}
@@ -66,11 +67,11 @@ func (c *Cache) lookup(id string) (*cached, uint64) {
 	return c.entries[id], c.gen
 }
 
-// put keeps e for the post, unless something was invalidated since gen
+// Put keeps e for the post, unless something was invalidated since gen
 // was taken (the read may predate that change) or the cache is inactive.
 // When full it evicts entries at random (map order), which costs nothing
 // to track and is as good as any policy for the uniform reads it sees.
-func (c *Cache) put(id string, gen uint64, e *cached) {
+func (c *Cache) Put(id string, gen uint64, e *Cached) {
 	if c == nil || len(e.body) > c.max/4 {
 		return
 	}
@@ -95,7 +96,7 @@ func (c *Cache) put(id string, gen uint64, e *cached) {
 
 // invalidate forgets the posts the events name. It is nil-safe, for a hub
 // without a cache.
-func (c *Cache) invalidate(events []changes.Event[Post]) {
+func (c *Cache) invalidate(events []changes.Event[post.Post]) {
 	if c == nil {
 		return
 	}
@@ -110,10 +111,10 @@ func (c *Cache) invalidate(events []changes.Event[Post]) {
 	}
 }
 
-// forget drops one post, after this process changed it, so that its next
+// Forget drops one post, after this process changed it, so that its next
 // read here sees the change without waiting for the feed.
-func (c *Cache) forget(id string) {
-	c.invalidate([]changes.Event[Post]{{Key: id}})
+func (c *Cache) Forget(id string) {
+	c.invalidate([]changes.Event[post.Post]{{Key: id}})
 }
 
 // setActive empties the cache and says whether it may keep answers: only
@@ -130,7 +131,7 @@ func (c *Cache) setActive(active bool) {
 	c.active = active
 }
 
-// Len returns how many posts are cached, for tests and metrics.
+// Len returns how many posts are Cached, for tests and metrics.
 func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -141,8 +142,8 @@ func (c *Cache) Len() int {
 // before Run.
 func (h *Hub) Cache(c *Cache) { h.cache = c }
 
-// encodePost encodes a post's answer with its ETag.
-func encodePost(p Post) *cached {
+// Encode encodes a post's answer with its ETag.
+func Encode(p post.Post) *Cached {
 	body := p.AppendJSON(make([]byte, 0, 1024+len(p.Content)+160*len(p.Comments)))
 	body = append(body, '\n')
 	sum := sha256.Sum256(body)
@@ -150,13 +151,13 @@ func encodePost(p Post) *cached {
 	etag = append(etag, '"')
 	etag = base64.RawURLEncoding.AppendEncode(etag, sum[:16])
 	etag = append(etag, '"')
-	return &cached{body: body, etag: string(etag)}
+	return &Cached{body: body, etag: string(etag)}
 }
 
-// serve writes the answer, or 304 Not Modified when the request's
+// Serve writes the answer, or 304 Not Modified when the request's
 // If-None-Match names its ETag (RFC 9110 §13.1.2: weak comparison, a list,
 // or *).
-func (e *cached) serve(w http.ResponseWriter, r *http.Request) {
+func (e *Cached) Serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("ETag", e.etag)
 	h.Set("Cache-Control", "no-cache")

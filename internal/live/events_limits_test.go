@@ -1,4 +1,4 @@
-package post_test
+package live_test
 
 import (
 	"testing"

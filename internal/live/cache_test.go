@@ -1,4 +1,4 @@
-package post_test
+package live_test
 
 import (
 	"context"
@@ -15,7 +15,9 @@ import (
 
 	"blog/internal/api"
 	"blog/internal/comment/commentapi"
+	"blog/internal/live"
 	"blog/internal/post"
+	"blog/internal/post/postapi"
 	"blog/internal/store/sqlite"
 )
 
@@ -24,7 +26,7 @@ import (
 // the comment sync.
 type process struct {
 	db       *sqlite.DB
-	cache    *post.Cache
+	cache    *live.Cache
 	posts    *httptest.Server
 	comments *httptest.Server
 }
@@ -43,13 +45,13 @@ func startProcess(t *testing.T, dir string, now func() time.Time) *process {
 
 	sync := post.NewCommentSync(db.Posts(), db.CommentFeed(), log)
 	go func() { _ = sync.Run(ctx); done <- struct{}{} }()
-	cache := post.NewCache(0)
-	hub := post.NewHub(db.PostEvents(), db.Posts(), log)
+	cache := live.NewCache(0)
+	hub := live.NewHub(db.PostEvents(), db.Posts(), log)
 	hub.Cache(cache)
 	go func() { _ = hub.Run(ctx); done <- struct{}{} }()
 
 	rt := api.NewRouter(log)
-	(&post.Handler{Store: db.Posts(), Log: log, Cache: cache, Now: now}).Register(rt)
+	(&postapi.Handler{Store: db.Posts(), Log: log, Cache: cache, Now: now}).Register(rt)
 	ps := httptest.NewServer(rt)
 	t.Cleanup(ps.Close)
 	crt := api.NewRouter(log)

@@ -1,4 +1,7 @@
-package post
+// Package postapi is the posts service's HTTP API: the handlers of /posts
+// and its OpenAPI document, over the post domain's Store, with the post
+// cache (package live) in front of GET /posts/{id}.
+package postapi
 
 import (
 	"context"
@@ -10,16 +13,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"blog/internal/api"
-	"blog/internal/fault"
+	"blog/internal/live"
 	"blog/internal/page"
-)
-
-// Limits on a post's fields, in characters (Unicode code points), the one
-// unit of every limit: the API, its OpenAPI document (JSON Schema's
-// maxLength counts code points too), the web forms and the README.
-const (
-	MaxTitleChars   = 300
-	MaxContentChars = 100_000
+	"blog/internal/post"
 )
 
 // OpenAPI is the service's OpenAPI 3.1 document, served at /openapi.json
@@ -28,9 +24,9 @@ const (
 //go:embed openapi.json
 var OpenAPI []byte
 
-// Handler serves the posts API over a Store.
+// Handler serves the posts API over a post.Store.
 type Handler struct {
-	Store Store
+	Store post.Store
 	Log   *slog.Logger
 	// Now is the clock, replaceable in tests; times are kept to the
 	// millisecond because MongoDB stores no finer.
@@ -45,9 +41,9 @@ type Handler struct {
 	// api.DefaultListBytes.
 	ListBytes int
 	// Cache, when set, serves recently read posts from memory; it must be
-	// given to the Hub that follows the posts feed (Hub.Cache), which
+	// given to the live.Hub that follows the posts feed (Hub.Cache), which
 	// invalidates it.
-	Cache *Cache
+	Cache *live.Cache
 }
 
 // Register adds the posts routes to rt.
@@ -61,51 +57,16 @@ func (h *Handler) Register(rt *api.Router) {
 
 func (h *Handler) now() time.Time { return api.Now(h.Now) }
 
-// NewPost is the body of POST /posts.
-type NewPost struct {
-	Title   string `json:"title"`
-	Content string `json:"content"`
-}
-
-// Validate returns a validation problem listing every invalid field, or nil.
-func (n NewPost) Validate() error {
-	problems := fault.Fields{}
-	problems.CheckTitle("#/title", n.Title, MaxTitleChars)
-	problems.CheckText("#/content", n.Content, MaxContentChars, 0)
-	return problems.Err()
-}
-
-// PatchPost is the body of PATCH /posts/{id}: absent fields stay as they are.
-type PatchPost struct {
-	Title   *string `json:"title"`
-	Content *string `json:"content"`
-}
-
-// Validate checks the fields present and that at least one is.
-func (p PatchPost) Validate() error {
-	problems := fault.Fields{}
-	if p.Title == nil && p.Content == nil {
-		problems["#"] = "must set title or content"
-	}
-	if p.Title != nil {
-		problems.CheckTitle("#/title", *p.Title, MaxTitleChars)
-	}
-	if p.Content != nil {
-		problems.CheckText("#/content", *p.Content, MaxContentChars, 0)
-	}
-	return problems.Err()
-}
-
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
-	in, err := api.DecodeValid[NewPost](w, r)
+	in, err := api.DecodeValid[post.NewPost](w, r)
 	if err != nil {
 		return err
 	}
-	p := Post{
+	p := post.Post{
 		ID:        bson.NewObjectID().Hex(),
 		Title:     in.Title,
 		Content:   in.Content,
-		Comments:  []Comment{},
+		Comments:  []post.Comment{},
 		CreatedAt: h.now(),
 	}
 	if err := h.Store.Create(r.Context(), p); err != nil {
@@ -121,14 +82,14 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	fetch := func(ctx context.Context, q page.Query) ([]Post, error) {
+	fetch := func(ctx context.Context, q page.Query) ([]post.Post, error) {
 		posts, err := h.Store.List(ctx, q)
 		for i := range posts {
 			posts[i] = normalize(posts[i])
 		}
 		return posts, err
 	}
-	return api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, Post.Cursor)
+	return api.WriteBudgetPage(w, r, q, h.ListBytes, fetch, post.Post.Cursor)
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
@@ -136,16 +97,16 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	e, gen := h.Cache.lookup(id)
+	e, gen := h.Cache.Lookup(id)
 	if e == nil {
 		p, err := h.Store.Get(r.Context(), id)
 		if err != nil {
 			return err
 		}
-		e = encodePost(p)
-		h.Cache.put(id, gen, e)
+		e = live.Encode(p)
+		h.Cache.Put(id, gen, e)
 	}
-	e.serve(w, r)
+	e.Serve(w, r)
 	return nil
 }
 
@@ -154,12 +115,12 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	in, err := api.DecodeValid[PatchPost](w, r)
+	in, err := api.DecodeValid[post.PatchPost](w, r)
 	if err != nil {
 		return err
 	}
-	p, err := h.Store.Update(r.Context(), id, Patch(in), h.now())
-	h.Cache.forget(id)
+	p, err := h.Store.Update(r.Context(), id, post.Patch(in), h.now())
+	h.Cache.Forget(id)
 	if err != nil {
 		return err
 	}
@@ -173,7 +134,7 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	err = h.Store.Delete(r.Context(), id)
-	h.Cache.forget(id)
+	h.Cache.Forget(id)
 	if err != nil {
 		return err
 	}
@@ -183,9 +144,9 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 
 // normalize makes a post's JSON shape independent of the store: comments is
 // always an array, never null.
-func normalize(p Post) Post {
+func normalize(p post.Post) post.Post {
 	if p.Comments == nil {
-		p.Comments = []Comment{}
+		p.Comments = []post.Comment{}
 	}
 	return p
 }

@@ -1,4 +1,4 @@
-package post
+package live
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"blog/internal/post"
 )
 
 // notSeedForm matches a timestamp that is not toISOString's: no fraction,
@@ -18,13 +20,13 @@ var notSeedForm = regexp.MustCompile(`:\d\d(\.\d{1,2}|\.\d{4,})?Z"|:\d\d(\.\d+)?
 func TestEncodingsUseSeedTimestamps(t *testing.T) {
 	at := time.Date(2024, 11, 5, 14, 3, 49, 0, time.UTC)
 	later := at.Add(time.Second)
-	p := Post{ID: "672a2b5ab2c87aa17bd7b49b", Title: "t <&>", Content: "c", CreatedAt: at, UpdatedAt: &later, CommentCount: 1,
-		Comments: []Comment{{ID: "672a2b6cb2c87aa17bd70001", Text: "x", CreatedAt: at, UpdatedAt: &later}}}
+	p := post.Post{ID: "672a2b5ab2c87aa17bd7b49b", Title: "t <&>", Content: "c", CreatedAt: at, UpdatedAt: &later, CommentCount: 1,
+		Comments: []post.Comment{{ID: "672a2b6cb2c87aa17bd70001", Text: "x", CreatedAt: at, UpdatedAt: &later}}}
 	st, err := newLiveState(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := newLiveState(Post{ID: p.ID, Title: "t", CreatedAt: at})
+	old, err := newLiveState(post.Post{ID: p.ID, Title: "t", CreatedAt: at})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +35,7 @@ func TestEncodingsUseSeedTimestamps(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, b := range map[string]string{
-		"answer":         string(encodePost(p).body),
+		"answer":         string(Encode(p).body),
 		"encoding-json":  string(viaJSON),
 		"snapshot-frame": string(st.frame),
 		"delta-frame":    string(deltaFrame(old, st)),
@@ -45,8 +47,8 @@ func TestEncodingsUseSeedTimestamps(t *testing.T) {
 			t.Errorf("%s: no updatedAt 2024-11-05T14:03:50.000Z: %s", name, b)
 		}
 	}
-	var back Post
-	if err := json.Unmarshal(encodePost(p).body, &back); err != nil || !back.CreatedAt.Equal(at) || back.Title != p.Title {
+	var back post.Post
+	if err := json.Unmarshal(Encode(p).body, &back); err != nil || !back.CreatedAt.Equal(at) || back.Title != p.Title {
 		t.Fatalf("answer does not decode back: %v %+v", err, back)
 	}
 }

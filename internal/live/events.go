@@ -1,4 +1,8 @@
-package post
+// Package live is the posts service's live updates: a Hub that follows the
+// posts feed once per process and fans each post's changes out to its
+// subscribers, GET /posts/{id}/events serving them as Server-Sent Events,
+// and the cache of encoded posts (Cache) that the same feed keeps fresh.
+package live
 
 import (
 	"bytes"
@@ -17,6 +21,7 @@ import (
 	"blog/internal/api"
 	"blog/internal/changes"
 	"blog/internal/jsonenc"
+	"blog/internal/post"
 )
 
 // Live updates: GET /posts/{id}/events streams a post's changes as
@@ -69,8 +74,8 @@ var errNotReady = errors.New("post: live updates are not ready")
 // subscribers of the changed post. Memory is bounded: one state per watched
 // post, and a fixed queue of shared, pre-encoded frames per subscriber.
 type Hub struct {
-	feed  changes.Feed[Post]
-	store Store
+	feed  changes.Feed[post.Post]
+	store post.Store
 	log   *slog.Logger
 
 	// Buffer is each subscriber's queue length in frames; set before Run.
@@ -95,7 +100,7 @@ type Hub struct {
 }
 
 // NewHub returns a hub over the posts feed and store; Run starts it.
-func NewHub(feed changes.Feed[Post], store Store, log *slog.Logger) *Hub {
+func NewHub(feed changes.Feed[post.Post], store post.Store, log *slog.Logger) *Hub {
 	return &Hub{
 		feed: feed, store: store, log: log,
 		Buffer:     DefaultSubscriberBuffer,
@@ -173,7 +178,7 @@ func (h *Hub) Run(ctx context.Context) error {
 // open opens the feed after token, or at its head when that position is no
 // longer retained; then it forgets every topic, whose states may have missed
 // the changes in between.
-func (h *Hub) open(ctx context.Context, token changes.Token) (changes.Stream[Post], error) {
+func (h *Hub) open(ctx context.Context, token changes.Token) (changes.Stream[post.Post], error) {
 	stream, err := h.feed.Open(ctx, token)
 	if token != nil && errors.Is(err, changes.ErrHistoryLost) {
 		if stream, err = h.feed.Open(ctx, nil); err == nil {
@@ -186,7 +191,7 @@ func (h *Hub) open(ctx context.Context, token changes.Token) (changes.Stream[Pos
 
 // follow applies the stream's batches until it fails, and returns the
 // position after the last batch and whether it got any.
-func (h *Hub) follow(ctx context.Context, s changes.Stream[Post], token changes.Token) (changes.Token, bool, error) {
+func (h *Hub) follow(ctx context.Context, s changes.Stream[post.Post], token changes.Token) (changes.Token, bool, error) {
 	progressed := false
 	for {
 		b, err := s.Next(ctx)
@@ -209,7 +214,7 @@ func (h *Hub) follow(ctx context.Context, s changes.Stream[Post], token changes.
 // order, one read at a time per post, so every state the hub sends is at
 // least as new as the one before, including the snapshot a new subscriber
 // got from its own read.
-func (h *Hub) apply(ctx context.Context, events []changes.Event[Post]) {
+func (h *Hub) apply(ctx context.Context, events []changes.Event[post.Post]) {
 	seen := make(map[string]bool, len(events))
 	for _, e := range events {
 		if seen[e.Key] {
@@ -248,7 +253,7 @@ func (h *Hub) refresh(ctx context.Context, t *topic, force bool) error {
 		}
 	}
 	p, err := h.store.Get(ctx, t.id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, post.ErrNotFound) {
 		h.gone(t)
 		return nil
 	}
@@ -346,7 +351,7 @@ func (h *Hub) Subscribe(ctx context.Context, id, lastID string) (*Subscription, 
 		if !primed {
 			s.Close()
 			if gone {
-				return nil, ErrNotFound
+				return nil, post.ErrNotFound
 			}
 			return nil, errNotReady // dropped meanwhile by a failed read
 		}
@@ -498,20 +503,20 @@ func (t *topic) publish(st *liveState) (dropped int) {
 // live. The content is left out: it can be 100 KB, and updatedAt tells a
 // page that it changed.
 type liveState struct {
-	ID           string        `json:"_id"`
-	Title        string        `json:"title"`
-	UpdatedAt    *jsonenc.Time `json:"updatedAt,omitempty"`
-	CommentCount int           `json:"commentCount"`
-	Comments     []Comment     `json:"comments"`
+	ID           string         `json:"_id"`
+	Title        string         `json:"title"`
+	UpdatedAt    *jsonenc.Time  `json:"updatedAt,omitempty"`
+	CommentCount int            `json:"commentCount"`
+	Comments     []post.Comment `json:"comments"`
 
 	version string // a hash of the JSON above
 	frame   []byte // the snapshot frame, encoded once for every subscriber
 }
 
-func newLiveState(p Post) (*liveState, error) {
+func newLiveState(p post.Post) (*liveState, error) {
 	st := &liveState{ID: p.ID, Title: p.Title, UpdatedAt: (*jsonenc.Time)(p.UpdatedAt), CommentCount: p.CommentCount, Comments: p.Comments}
 	if st.Comments == nil {
-		st.Comments = []Comment{}
+		st.Comments = []post.Comment{}
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -525,11 +530,11 @@ func newLiveState(p Post) (*liveState, error) {
 
 // delta is one step from a state to the next.
 type delta struct {
-	Title        string        `json:"title"`
-	UpdatedAt    *jsonenc.Time `json:"updatedAt,omitempty"`
-	CommentCount int           `json:"commentCount"`
-	Upserts      []Comment     `json:"upserts"`
-	Deletes      []string      `json:"deletes"`
+	Title        string         `json:"title"`
+	UpdatedAt    *jsonenc.Time  `json:"updatedAt,omitempty"`
+	CommentCount int            `json:"commentCount"`
+	Upserts      []post.Comment `json:"upserts"`
+	Deletes      []string       `json:"deletes"`
 }
 
 // diff returns the step from o to n. An embedded comment missing from n
@@ -537,16 +542,16 @@ type delta struct {
 // than n's oldest (n holds the latest comments). Otherwise it only left the
 // bounded window of embedded comments, which is no news.
 func diff(o, n *liveState) delta {
-	d := delta{Title: n.Title, UpdatedAt: n.UpdatedAt, CommentCount: n.CommentCount, Upserts: []Comment{}, Deletes: []string{}}
-	old := make(map[string]Comment, len(o.Comments))
+	d := delta{Title: n.Title, UpdatedAt: n.UpdatedAt, CommentCount: n.CommentCount, Upserts: []post.Comment{}, Deletes: []string{}}
+	old := make(map[string]post.Comment, len(o.Comments))
 	for _, c := range o.Comments {
 		old[c.ID] = c
 	}
 	kept := make(map[string]bool, len(n.Comments))
-	var oldest *Comment
+	var oldest *post.Comment
 	for i, c := range n.Comments {
 		kept[c.ID] = true
-		if oldest == nil || Less(c, *oldest) {
+		if oldest == nil || post.Less(c, *oldest) {
 			oldest = &n.Comments[i]
 		}
 		if prev, ok := old[c.ID]; !ok || !sameComment(prev, c) {
@@ -555,14 +560,14 @@ func diff(o, n *liveState) delta {
 	}
 	complete := n.CommentCount <= len(n.Comments)
 	for _, c := range o.Comments {
-		if !kept[c.ID] && (complete || (oldest != nil && Less(*oldest, c))) {
+		if !kept[c.ID] && (complete || (oldest != nil && post.Less(*oldest, c))) {
 			d.Deletes = append(d.Deletes, c.ID)
 		}
 	}
 	return d
 }
 
-func sameComment(a, b Comment) bool {
+func sameComment(a, b post.Comment) bool {
 	return a.Text == b.Text && a.CreatedAt.Equal(b.CreatedAt) &&
 		(a.UpdatedAt == nil) == (b.UpdatedAt == nil) &&
 		(a.UpdatedAt == nil || a.UpdatedAt.Equal(*b.UpdatedAt))
@@ -611,6 +616,8 @@ func (e *Events) Register(rt *api.Router) {
 	rt.HandleFunc("GET /posts/{id}/events", e.serve)
 }
 
+// serve is GET /posts/{id}/events: it subscribes to the post (waiting
+// up to 5 s for the hub after a restart) and streams its frames.
 func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 	id, err := api.PathID(r, "id")
 	if err != nil {
@@ -637,28 +644,22 @@ func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
+	e.stream(w, r, sub)
+}
 
-	rc := http.NewResponseController(w)
+// stream sends sub's frames as an event stream until the subscription
+// ends, the client goes, a write fails or the stream's lifetime passes.
+func (e *Events) stream(w http.ResponseWriter, r *http.Request, sub *Subscription) {
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), timeout: orDefault(e.WriteTimeout, DefaultStreamWriteTimeout)}
 	// The server's WriteTimeout would cut the stream; each write gets its
-	// own deadline instead (see write).
-	_ = rc.SetWriteDeadline(time.Time{})
+	// own deadline instead (see sseWriter).
+	_ = sw.rc.SetWriteDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-
-	writeTimeout := orDefault(e.WriteTimeout, DefaultStreamWriteTimeout)
-	write := func(b []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		_, err := w.Write(b)
-		return err == nil
-	}
-	flush := func() bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		return rc.Flush() == nil
-	}
-	if !write(fmt.Appendf(nil, "retry: %d\n\n", retryMillis)) || !flush() {
+	if !sw.write(fmt.Appendf(nil, "retry: %d\n\n", retryMillis)) || !sw.flush() {
 		return
 	}
 	// At its lifetime the stream ends; the client reconnects with
@@ -675,38 +676,58 @@ func (e *Events) serve(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case f, ok := <-frames:
-			if !ok {
-				return // dropped, post deleted or hub stopped: the client reconnects
-			}
-			if !write(f) {
-				return
-			}
-			// Send whatever else is queued with one flush.
-			for more := true; more; {
-				select {
-				case f, ok := <-frames:
-					if !ok {
-						flush()
-						return
-					}
-					if !write(f) {
-						return
-					}
-				default:
-					more = false
-				}
-			}
-			if !flush() {
-				return
+			if !ok || !sw.write(f) || !sw.writeQueued(frames) || !sw.flush() {
+				return // dropped, post deleted or hub stopped (the client reconnects), or the client is gone
 			}
 		case <-keepalive.C:
-			if !write([]byte(": keepalive\n\n")) || !flush() {
+			if !sw.write([]byte(": keepalive\n\n")) || !sw.flush() {
 				return
 			}
 		case <-r.Context().Done():
 			return
 		case <-lifetime:
 			return
+		}
+	}
+}
+
+// sseWriter writes an event stream, each write and flush within its own
+// deadline, so a client that stops reading is disconnected.
+type sseWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+// write writes b and reports whether it could.
+func (s *sseWriter) write(b []byte) bool {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	_, err := s.w.Write(b)
+	return err == nil
+}
+
+// flush sends what was written and reports whether it could.
+func (s *sseWriter) flush() bool {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	return s.rc.Flush() == nil
+}
+
+// writeQueued writes the frames already queued, so one flush sends them
+// all. It reports false when a write failed or the subscription ended
+// (after flushing what was written).
+func (s *sseWriter) writeQueued(frames <-chan []byte) bool {
+	for {
+		select {
+		case f, ok := <-frames:
+			if !ok {
+				s.flush()
+				return false
+			}
+			if !s.write(f) {
+				return false
+			}
+		default:
+			return true
 		}
 	}
 }

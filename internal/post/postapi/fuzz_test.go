@@ -1,4 +1,4 @@
-package post_test
+package postapi_test
 
 import (
 	"encoding/json"

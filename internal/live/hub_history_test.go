@@ -1,4 +1,4 @@
-package post_test
+package live_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"blog/internal/changes"
+	"blog/internal/live"
 	"blog/internal/post"
 )
 
@@ -64,7 +65,7 @@ func (s *lostStream) Close(context.Context) error { return nil }
 // loss forever.
 func TestHubReopensAtHeadWhenStreamLosesHistory(t *testing.T) {
 	f := &lostFeed{}
-	hub := post.NewHub(f, nil, slog.New(slog.DiscardHandler))
+	hub := live.NewHub(f, nil, slog.New(slog.DiscardHandler))
 	hub.MinBackoff = time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -1,4 +1,4 @@
-package post_test
+package postapi_test
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 
 	"blog/internal/api"
 	"blog/internal/post"
+	"blog/internal/post/postapi"
 	"blog/internal/store/sqlite"
 )
 
@@ -30,7 +31,7 @@ func TestListByteBudget(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.DiscardHandler)
 	rt := api.NewRouter(log)
-	(&post.Handler{Store: db.Posts(), Log: log, ListBytes: budget}).Register(rt)
+	(&postapi.Handler{Store: db.Posts(), Log: log, ListBytes: budget}).Register(rt)
 	srv := httptest.NewServer(rt)
 	t.Cleanup(srv.Close)
 
