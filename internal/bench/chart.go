@@ -34,20 +34,7 @@ func WriteChart(w io.Writer, rep *Report) error {
 	// A log axis needs a range; widen a single size by a factor either way.
 	lo, hi = lo/2, hi*2
 
-	panel := func(title, ylabel string) *plot.Plot {
-		p := plot.New()
-		p.Title.Text = title
-		p.X.Label.Text = "dataset size (comments)"
-		p.Y.Label.Text = ylabel
-		p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-		p.X.Tick.Marker = sizeTicks(rep)
-		p.Y.Tick.Marker = ticks125{}
-		p.X.Min, p.X.Max = lo, hi
-		p.Legend.Top = true
-		p.Legend.TextStyle.Font.Size = vg.Points(8)
-		p.Add(plotter.NewGrid())
-		return p
-	}
+	panel := func(title, ylabel string) *plot.Plot { return newPanel(title, ylabel, rep, lo, hi) }
 	rate := panel("Throughput", "requests / s")
 	p50 := panel("Latency p50", "ms")
 	p99 := panel("Latency p99", "ms")
@@ -73,49 +60,15 @@ func WriteChart(w io.Writer, rep *Report) error {
 			}
 		}
 	}
-	// Propagation lag to GET, in the latency panels.
-	var g50, g99 plotter.XYs
-	for j, s := range rep.Sizes {
-		if s.LagGet.Seen > 0 {
-			g50 = append(g50, plotter.XY{X: sizes[j], Y: ms(s.LagGet.P50)})
-			g99 = append(g99, plotter.XY{X: sizes[j], Y: ms(s.LagGet.P99)})
-		}
-	}
-	if err := addSeries(p50, "propagation → GET", g50, len(Scenarios), nil); err != nil {
+	if err := addLagAndBaselines(rep, sizes, lo, hi, rate, p50, p99); err != nil {
 		return err
 	}
-	if err := addSeries(p99, "propagation → GET", g99, len(Scenarios), nil); err != nil {
-		return err
-	}
-	dashed := []vg.Length{vg.Points(4), vg.Points(3)}
-	for _, b := range []struct {
-		name string
-		s    *Stat
-		i    int
-	}{{"baseline: bare GET", rep.Bare, 0}, {"baseline: raw insert", rep.Raw, 4}} {
-		if b.s == nil || b.s.Rate <= 0 {
-			continue
-		}
-		if err := addSeries(rate, b.name, plotter.XYs{{X: lo, Y: b.s.Rate}, {X: hi, Y: b.s.Rate}}, b.i, dashed); err != nil {
-			return err
-		}
-	}
-
 	// Headroom above the data for the legends.
 	for _, p := range []*plot.Plot{rate, p50, p99} {
 		p.Y.Min, p.Y.Max = p.Y.Min/1.5, p.Y.Max*6
 	}
 
-	const width, height = 15 * vg.Inch, 5 * vg.Inch
-	img := vgimg.New(width, height)
-	dc := draw.New(img)
-	plots := [][]*plot.Plot{{rate, p50, p99}}
-	canvases := plot.Align(plots, draw.Tiles{Rows: 1, Cols: 3, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 2, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}, dc)
-	for j, p := range plots[0] {
-		p.Draw(canvases[0][j])
-	}
-	_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(w)
-	return err
+	return writePNG(w, rate, p50, p99)
 }
 
 // addSeries adds a line with points to p, styled as the i-th series; with
@@ -175,3 +128,67 @@ func (ticks125) Ticks(lo, hi float64) []plot.Tick {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// newPanel returns one of the chart's panels: log-log, dataset size on x
+// (lo to hi), ylabel on y.
+func newPanel(title, ylabel string, rep *Report, lo, hi float64) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "dataset size (comments)"
+	p.Y.Label.Text = ylabel
+	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
+	p.X.Tick.Marker = sizeTicks(rep)
+	p.Y.Tick.Marker = ticks125{}
+	p.X.Min, p.X.Max = lo, hi
+	p.Legend.Top = true
+	p.Legend.TextStyle.Font.Size = vg.Points(8)
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// addLagAndBaselines adds the propagation lag to GET to the latency panels
+// and the baselines, dashed across the x range, to the throughput panel.
+func addLagAndBaselines(rep *Report, sizes []float64, lo, hi float64, rate, p50, p99 *plot.Plot) error {
+	// Propagation lag to GET, in the latency panels.
+	var g50, g99 plotter.XYs
+	for j, s := range rep.Sizes {
+		if s.LagGet.Seen > 0 {
+			g50 = append(g50, plotter.XY{X: sizes[j], Y: ms(s.LagGet.P50)})
+			g99 = append(g99, plotter.XY{X: sizes[j], Y: ms(s.LagGet.P99)})
+		}
+	}
+	if err := addSeries(p50, "propagation → GET", g50, len(Scenarios), nil); err != nil {
+		return err
+	}
+	if err := addSeries(p99, "propagation → GET", g99, len(Scenarios), nil); err != nil {
+		return err
+	}
+	dashed := []vg.Length{vg.Points(4), vg.Points(3)}
+	for _, b := range []struct {
+		name string
+		s    *Stat
+		i    int
+	}{{"baseline: bare GET", rep.Bare, 0}, {"baseline: raw insert", rep.Raw, 4}} {
+		if b.s == nil || b.s.Rate <= 0 {
+			continue
+		}
+		if err := addSeries(rate, b.name, plotter.XYs{{X: lo, Y: b.s.Rate}, {X: hi, Y: b.s.Rate}}, b.i, dashed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writePNG draws the panels side by side and writes them as a PNG.
+func writePNG(w io.Writer, rate, p50, p99 *plot.Plot) error {
+	const width, height = 15 * vg.Inch, 5 * vg.Inch
+	img := vgimg.New(width, height)
+	dc := draw.New(img)
+	plots := [][]*plot.Plot{{rate, p50, p99}}
+	canvases := plot.Align(plots, draw.Tiles{Rows: 1, Cols: 3, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 2, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}, dc)
+	for j, p := range plots[0] {
+		p.Draw(canvases[0][j])
+	}
+	_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(w)
+	return err
+}

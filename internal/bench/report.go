@@ -38,18 +38,9 @@ func verdict(ok bool) string {
 // worst dataset; growth targets compare the largest dataset with the
 // smallest.
 func Targets(rep *Report) []Target {
-	var ts []Target
 	sizes := rep.Sizes
 	if len(sizes) == 0 {
 		return nil
-	}
-	ran := func(sc string) bool {
-		for _, s := range sizes {
-			if s.Scenario(sc).Requests > 0 {
-				return true
-			}
-		}
-		return false
 	}
 	small, large := sizes[0], sizes[len(sizes)-1]
 	for _, s := range sizes {
@@ -60,19 +51,56 @@ func Targets(rep *Report) []Target {
 			large = s
 		}
 	}
-
+	var ts []Target
 	// Recently read posts, served from the cache, against the bare handler.
-	if ran(GetRecentPost) && rep.Bare != nil && rep.Bare.Rate > 0 {
-		worst, parts := 0.0, []string{}
-		for i, s := range sizes {
-			r := s.Scenario(GetRecentPost).Rate / rep.Bare.Rate
-			if i == 0 || r < worst {
-				worst = r
-			}
-			parts = append(parts, fmt.Sprintf("%s %.2fx", fmtSize(s.Comments), r))
-		}
-		ts = append(ts, Target{"get recent post ≥ 0.8x the bare handler", strings.Join(parts, ", "), verdict(worst >= 0.8)})
+	if ran(sizes, GetRecentPost) && rep.Bare != nil && rep.Bare.Rate > 0 {
+		worst, measured := bareRatios(sizes, GetRecentPost, rep.Bare.Rate)
+		ts = append(ts, Target{"get recent post ≥ 0.8x the bare handler", measured, verdict(worst >= 0.8)})
 	}
+	ts = append(ts, idleTarget(sizes)...)
+	ts = append(ts, getPostTarget(sizes, rep.Bare), createCommentTarget(sizes))
+	ts = append(ts,
+		growthTarget(fmt.Sprintf("create comment at %s ≥ 0.8x at %s", fmtSize(large.Comments), fmtSize(small.Comments)), CreateComment, sizes, small, large),
+		growthTarget(fmt.Sprintf("list posts page at %s within 1.5x of %s", fmtSize(large.Comments), fmtSize(small.Comments)), ListPosts, sizes, small, large),
+		growthTarget(fmt.Sprintf("list comments page at %s within 1.5x of %s", fmtSize(large.Comments), fmtSize(small.Comments)), ListComments, sizes, small, large),
+	)
+	ts = append(ts, lagTargets(sizes, rep.Settings.LagRate)...)
+	goal := fmt.Sprintf("RSS ≤ 200 MB at %s", fmtSize(large.Comments))
+	if large.Peak > 0 {
+		ts = append(ts, Target{goal, fmt.Sprintf("peak %s, after the load %s", fmtMB(large.Peak), fmtMB(large.RSS)), verdict(large.Peak <= maxRSS)})
+	} else {
+		ts = append(ts, Target{goal, "unknown (no process to read)", "n/a"})
+	}
+	return ts
+}
+
+// ran reports whether the scenario sent requests at any size.
+func ran(sizes []SizeResult, sc string) bool {
+	for _, s := range sizes {
+		if s.Scenario(sc).Requests > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// bareRatios returns the scenario's throughput as a ratio of the bare
+// handler's (bare, requests per second): the worst over the sizes, and
+// each size's, as "1k 0.93x, 100k 0.91x".
+func bareRatios(sizes []SizeResult, sc string, bare float64) (worst float64, measured string) {
+	parts := []string{}
+	for i, s := range sizes {
+		r := s.Scenario(sc).Rate / bare
+		if i == 0 || r < worst {
+			worst = r
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2fx", fmtSize(s.Comments), r))
+	}
+	return worst, strings.Join(parts, ", ")
+}
+
+// idleTarget judges the services' idle CPU, when it was measured.
+func idleTarget(sizes []SizeResult) []Target {
 	var idle []string
 	idleOK := true
 	for _, s := range sizes {
@@ -81,28 +109,31 @@ func Targets(rep *Report) []Target {
 			idleOK = idleOK && s.IdleCPU <= 0.002
 		}
 	}
-	if len(idle) > 0 {
-		ts = append(ts, Target{"idle CPU ≤ 0.2% of a core", strings.Join(idle, ", "), verdict(idleOK)})
+	if len(idle) == 0 {
+		return nil
 	}
+	return []Target{{"idle CPU ≤ 0.2% of a core", strings.Join(idle, ", "), verdict(idleOK)}}
+}
 
-	// Reads: get post against the bare handler.
-	if !ran(GetPost) {
-		ts = append(ts, Target{"get post ≥ 0.5x the bare handler", "not run", "n/a"})
-	} else if rep.Bare != nil && rep.Bare.Rate > 0 {
-		worst, parts := 0.0, []string{}
-		for i, s := range sizes {
-			r := s.Scenario(GetPost).Rate / rep.Bare.Rate
-			if i == 0 || r < worst {
-				worst = r
-			}
-			parts = append(parts, fmt.Sprintf("%s %.2fx", fmtSize(s.Comments), r))
-		}
-		ts = append(ts, Target{"get post ≥ 0.5x the bare handler", strings.Join(parts, ", "), verdict(worst >= minBareRatio)})
-	} else {
-		ts = append(ts, Target{"get post ≥ 0.5x the bare handler", "no baseline", "n/a"})
+// getPostTarget judges reads: get post against the bare handler.
+func getPostTarget(sizes []SizeResult, bare *Stat) Target {
+	const goal = "get post ≥ 0.5x the bare handler"
+	switch {
+	case !ran(sizes, GetPost):
+		return Target{goal, "not run", "n/a"}
+	case bare == nil || bare.Rate <= 0:
+		return Target{goal, "no baseline", "n/a"}
 	}
+	worst, measured := bareRatios(sizes, GetPost, bare.Rate)
+	return Target{goal, measured, verdict(worst >= minBareRatio)}
+}
 
-	// Writes: create comment throughput, and its growth.
+// createCommentTarget judges writes: create comment throughput.
+func createCommentTarget(sizes []SizeResult) Target {
+	const goal = "create comment ≥ 2,000/s"
+	if !ran(sizes, CreateComment) {
+		return Target{goal, "not run", "n/a"}
+	}
 	worst, parts := 0.0, []string{}
 	for i, s := range sizes {
 		r := s.Scenario(CreateComment).Rate
@@ -111,41 +142,39 @@ func Targets(rep *Report) []Target {
 		}
 		parts = append(parts, fmt.Sprintf("%s %s/s", fmtSize(s.Comments), fmtRate(r)))
 	}
-	if ran(CreateComment) {
-		ts = append(ts, Target{"create comment ≥ 2,000/s", strings.Join(parts, ", "), verdict(worst >= minCommentRate)})
+	return Target{goal, strings.Join(parts, ", "), verdict(worst >= minCommentRate)}
+}
+
+// growthTarget compares the scenario's throughput at the largest size with
+// the smallest: creating a comment must keep 0.8x of it, a list page must
+// stay within 1.5x of its cost.
+func growthTarget(goal, scenario string, sizes []SizeResult, small, large SizeResult) Target {
+	if !ran(sizes, scenario) {
+		return Target{goal, "not run", "n/a"}
+	}
+	if small.Comments == large.Comments {
+		return Target{goal, "needs two sizes", "n/a"}
+	}
+	a, b := small.Scenario(scenario).Rate, large.Scenario(scenario).Rate
+	if a <= 0 {
+		return Target{goal, "no throughput at the smallest size", "n/a"}
+	}
+	t := Target{Goal: goal, Measured: fmt.Sprintf("%s/s at %s, %s/s at %s: %.2fx", fmtRate(b), fmtSize(large.Comments), fmtRate(a), fmtSize(small.Comments), b/a)}
+	if scenario == CreateComment {
+		t.Verdict = verdict(b/a >= minGrowthRatio)
 	} else {
-		ts = append(ts, Target{"create comment ≥ 2,000/s", "not run", "n/a"})
+		t.Verdict = verdict(b > 0 && a/b <= maxListGrowth)
 	}
-
-	growth := func(goal, scenario string) Target {
-		if !ran(scenario) {
-			return Target{goal, "not run", "n/a"}
-		}
-		if small.Comments == large.Comments {
-			return Target{goal, "needs two sizes", "n/a"}
-		}
-		a, b := small.Scenario(scenario).Rate, large.Scenario(scenario).Rate
-		if a <= 0 {
-			return Target{goal, "no throughput at the smallest size", "n/a"}
-		}
-		t := Target{Goal: goal, Measured: fmt.Sprintf("%s/s at %s, %s/s at %s: %.2fx", fmtRate(b), fmtSize(large.Comments), fmtRate(a), fmtSize(small.Comments), b/a)}
-		if scenario == CreateComment {
-			t.Verdict = verdict(b/a >= minGrowthRatio)
-		} else {
-			t.Verdict = verdict(b > 0 && a/b <= maxListGrowth)
-		}
-		if large.Comments < targetLargestSize {
-			t.Measured += " (largest size run is " + fmtSize(large.Comments) + ", not 1M)"
-		}
-		return t
+	if large.Comments < targetLargestSize {
+		t.Measured += " (largest size run is " + fmtSize(large.Comments) + ", not 1M)"
 	}
-	ts = append(ts,
-		growth(fmt.Sprintf("create comment at %s ≥ 0.8x at %s", fmtSize(large.Comments), fmtSize(small.Comments)), CreateComment),
-		growth(fmt.Sprintf("list posts page at %s within 1.5x of %s", fmtSize(large.Comments), fmtSize(small.Comments)), ListPosts),
-		growth(fmt.Sprintf("list comments page at %s within 1.5x of %s", fmtSize(large.Comments), fmtSize(small.Comments)), ListComments),
-	)
+	return t
+}
 
-	// Propagation, to GET and (when measured) to SSE: worst dataset.
+// lagTargets judges propagation, to GET and (when measured) to SSE, on the
+// worst dataset; lagRate is the comments per second it was measured at.
+func lagTargets(sizes []SizeResult, lagRate int) []Target {
+	var ts []Target
 	for _, via := range []string{"GET", "SSE"} {
 		var p50, p99 time.Duration
 		measured := false
@@ -160,8 +189,8 @@ func Targets(rep *Report) []Target {
 			measured = true
 			p50, p99 = max(p50, l.P50), max(p99, l.P99)
 		}
-		goal50 := fmt.Sprintf("propagation to %s p50 ≤ 5 ms at %d/s", via, rep.Settings.LagRate)
-		goal99 := fmt.Sprintf("propagation to %s p99 ≤ 20 ms at %d/s", via, rep.Settings.LagRate)
+		goal50 := fmt.Sprintf("propagation to %s p50 ≤ 5 ms at %d/s", via, lagRate)
+		goal99 := fmt.Sprintf("propagation to %s p99 ≤ 20 ms at %d/s", via, lagRate)
 		if !measured {
 			ts = append(ts, Target{goal50, "not measured", "n/a"}, Target{goal99, "not measured", "n/a"})
 			continue
@@ -169,13 +198,6 @@ func Targets(rep *Report) []Target {
 		ts = append(ts,
 			Target{goal50, fmtDur(p50) + " (worst size)", verdict(p50 <= maxLagP50)},
 			Target{goal99, fmtDur(p99) + " (worst size)", verdict(p99 <= maxLagP99)})
-	}
-
-	goal := fmt.Sprintf("RSS ≤ 200 MB at %s", fmtSize(large.Comments))
-	if large.Peak > 0 {
-		ts = append(ts, Target{goal, fmt.Sprintf("peak %s, after the load %s", fmtMB(large.Peak), fmtMB(large.RSS)), verdict(large.Peak <= maxRSS)})
-	} else {
-		ts = append(ts, Target{goal, "unknown (no process to read)", "n/a"})
 	}
 	return ts
 }
@@ -213,23 +235,7 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 		x := rep.Raw
 		fmt.Fprintf(b, "| *baseline:* raw SQLite insert, same driver and pragmas, one tx per row (in the bench process) | – | %s/s | %s | %s | %s | %d | 1x | %s | %s |\n", fmtRate(x.Rate), fmtDur(x.P50), fmtDur(x.P99), fmtDur(x.Max), x.Errors, fmtCPU(x.CPU), perRequest(Stat{Rate: x.Rate, CPU: CPU{Server: x.CPU.Bench}}))
 	}
-
-	fmt.Fprintf(b, "\nPropagation: comments created at a steady %d/s for %v, round-robin over %d posts; lag from the comment's 201 until it is visible: in GET /posts/{id} (the comments on %d of the posts, each polled every %v while one is pending; the lag includes that GET) and on each post's SSE stream. Missed: not visible within %v (or, in GET, already pushed out of the embedded latest by newer comments).\n\n", st.LagRate, st.Duration, st.LagPosts, min(pollPosts, st.LagPosts), pollEvery, visibleWithin)
-	b.WriteString("| comments | created | → GET /posts/{id} p50 | p99 | max | missed | → SSE p50 | p99 | max | missed | backlog after the create-comment burst | cores: server / bench / other |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
-	for _, s := range rep.Sizes {
-		if s.Paced.Requests == 0 {
-			continue // not run (-only)
-		}
-		sse := [4]string{"–", "–", "–", "–"}
-		if s.LagSSE.Seen > 0 || s.LagSSE.Missed > 0 {
-			sse = [4]string{fmtDur(s.LagSSE.P50), fmtDur(s.LagSSE.P99), fmtDur(s.LagSSE.Max), fmt.Sprint(s.LagSSE.Missed)}
-		}
-		fmt.Fprintf(b, "| %s | %s/s | %s | %s | %s | %d | %s | %s | %s | %s | drained in %s | %s |\n", fmtSize(s.Comments), fmtRate(s.Paced.Rate),
-			fmtDur(s.LagGet.P50), fmtDur(s.LagGet.P99), fmtDur(s.LagGet.Max), s.LagGet.Missed,
-			sse[0], sse[1], sse[2], sse[3], fmtDur(s.Drain), fmtCPU(s.Paced.CPU))
-	}
-
+	writePropagation(b, rep)
 	b.WriteString("\n| comments | posts | seeded in | services' RSS after the load | peak RSS |\n")
 	b.WriteString("|---:|---:|---:|---:|---:|\n")
 	for _, s := range rep.Sizes {
@@ -249,7 +255,39 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 	for _, t := range Targets(rep) {
 		fmt.Fprintf(b, "| %s | %s | %s |\n", t.Goal, t.Measured, t.Verdict)
 	}
+	writeMachine(b, rep)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(b, "\nNote: %s\n", n)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
 
+// writePropagation writes the propagation table: per size, the lag from a
+// comment's 201 until GET and the live stream show it.
+func writePropagation(b *strings.Builder, rep *Report) {
+	st := rep.Settings
+	fmt.Fprintf(b, "\nPropagation: comments created at a steady %d/s for %v, round-robin over %d posts; lag from the comment's 201 until it is visible: in GET /posts/{id} (the comments on %d of the posts, each polled every %v while one is pending; the lag includes that GET) and on each post's SSE stream. Missed: not visible within %v (or, in GET, already pushed out of the embedded latest by newer comments).\n\n", st.LagRate, st.Duration, st.LagPosts, min(pollPosts, st.LagPosts), pollEvery, visibleWithin)
+	b.WriteString("| comments | created | → GET /posts/{id} p50 | p99 | max | missed | → SSE p50 | p99 | max | missed | backlog after the create-comment burst | cores: server / bench / other |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, s := range rep.Sizes {
+		if s.Paced.Requests == 0 {
+			continue // not run (-only)
+		}
+		sse := [4]string{"–", "–", "–", "–"}
+		if s.LagSSE.Seen > 0 || s.LagSSE.Missed > 0 {
+			sse = [4]string{fmtDur(s.LagSSE.P50), fmtDur(s.LagSSE.P99), fmtDur(s.LagSSE.Max), fmt.Sprint(s.LagSSE.Missed)}
+		}
+		fmt.Fprintf(b, "| %s | %s/s | %s | %s | %s | %d | %s | %s | %s | %s | drained in %s | %s |\n", fmtSize(s.Comments), fmtRate(s.Paced.Rate),
+			fmtDur(s.LagGet.P50), fmtDur(s.LagGet.P99), fmtDur(s.LagGet.Max), s.LagGet.Missed,
+			sse[0], sse[1], sse[2], sse[3], fmtDur(s.Drain), fmtCPU(s.Paced.CPU))
+	}
+}
+
+// writeMachine writes the machine the run measured on, and what the
+// columns mean.
+func writeMachine(b *strings.Builder, rep *Report) {
+	st := rep.Settings
 	m := rep.Machine
 	fmt.Fprintf(b, "\nMachine: %d CPUs (GOMAXPROCS %d)", m.CPUs, m.GOMAXPROCS)
 	if m.CPU != "" {
@@ -263,11 +301,6 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 		fmt.Fprintf(b, " (kernel %s)", m.Kernel)
 	}
 	fmt.Fprintf(b, ". Target: %s; the load generator runs on the same machine. Cores: CPU used during the scenario by the server under load, by the bench (load generator, pollers), and by everything else on the machine (noise); server CPU per request is the server's CPU time over the requests it answered (for a create comment it includes the sync's work for that comment), the number least disturbed by noise.\n", st.Target)
-	for _, n := range rep.Notes {
-		fmt.Fprintf(b, "\nNote: %s\n", n)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // perRequest is the server's CPU time per answered request.
