@@ -183,6 +183,15 @@ func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id
 	}
 	// The comments service may be a moment ahead of the post's count.
 	pg.Count = max(pg.Count, len(comments))
+	pg.paginate(comments, after, next, before, older)
+	s.render(w, r, code, "post", p.Title, pg)
+}
+
+// paginate sets the page's links and live range from the comments shown:
+// those after the cursor after (next: the service's link to the page after
+// them), those before the cursor before, or the latest (older: there are
+// older ones).
+func (pg *postPage) paginate(comments []comment.Comment, after, next string, before *page.Cursor, older bool) {
 	switch {
 	case after != "":
 		c, _ := page.Decode(after)
@@ -208,7 +217,6 @@ func (s *Server) renderPost(w http.ResponseWriter, r *http.Request, code int, id
 	} else if before != nil {
 		pg.Next = before.Encode()
 	}
-	s.render(w, r, code, "post", p.Title, pg)
 }
 
 // pageCommentsLimit is how many comments one refresh of a page reads: a

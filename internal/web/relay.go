@@ -53,13 +53,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such post", http.StatusNotFound)
 		return
 	}
-	last := r.Header.Get("Last-Event-ID")
-	if last == "" {
-		last = r.URL.Query().Get("lastEventId")
-	}
-	if !eventID.MatchString(last) {
-		last = "" // not an id the posts service made: start from a snapshot
-	}
+	last := lastEventID(r)
 	release, ok := s.streams.Acquire(w, r)
 	if !ok {
 		return
@@ -98,6 +92,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	s.relay(ctx, out, up, id, last, client)
+}
+
+// relay forwards the posts service's stream up (nil: none yet) of post
+// id to out, reconnecting with backoff (and from the last whole event,
+// last) whenever it ends, until ctx ends, the browser goes or the post is
+// gone.
+func (s *Server) relay(ctx context.Context, out *sseWriter, up *http.Response, id, last, client string) {
 	backoff := relayMinBackoff
 	for {
 		if up != nil {
@@ -125,6 +127,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, relayMaxBackoff)
+		var err error
 		up, err = s.dial(ctx, id, last, client)
 		if err == nil && !out.send([]byte("event: live\ndata: {}\n\n")) {
 			up.Body.Close()
@@ -137,6 +140,20 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// lastEventID is the event id the browser resumes from: its Last-Event-ID
+// header, or the lastEventId query parameter; empty (start from a snapshot)
+// when it is not an id the posts service made.
+func lastEventID(r *http.Request) string {
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("lastEventId")
+	}
+	if !eventID.MatchString(last) {
+		return ""
+	}
+	return last
 }
 
 // dial opens the posts service's stream of a post for the browser at
