@@ -22,6 +22,9 @@ func TestQueryPlans(t *testing.T) {
 		{"list-posts", qListPosts, []any{20}, "SCAN posts USING INDEX posts_created"},
 		{"list-posts-after", qListPostsAfter, []any{1, "a", 20}, ""},
 		{"embedded", qEmbedded, []any{"a", 50}, ""},
+		// The JSON array of the page's post ids is read in order; each of
+		// its posts is a seek.
+		{"embedded-many", qEmbeddedMany, []any{`["a","b"]`, 50}, "SCAN j VIRTUAL TABLE INDEX 1:"},
 		{"embedded-before", qEmbeddedBefore, []any{"a", 1, "a", 50}, ""},
 		{"create-comment", qCreateComment, []any{"a", "p", "t", 1, nil, "p"}, ""},
 		{"list-comments", qListComments, []any{"a", 20}, ""},
