@@ -22,9 +22,9 @@ func TestQueryPlans(t *testing.T) {
 		{"list-posts", qListPosts, []any{20}, "SCAN posts USING INDEX posts_created"},
 		{"list-posts-after", qListPostsAfter, []any{1, "a", 20}, ""},
 		{"embedded", qEmbedded, []any{"a", 50}, ""},
-		// The JSON array of the page's post ids is read in order; each of
-		// its posts is a seek.
-		{"embedded-many", qEmbeddedMany, []any{`["a","b"]`, 50}, "SCAN j VIRTUAL TABLE INDEX 1:"},
+		{"embedded-many-1", qEmbeddedMany[0], []any{50, "a"}, ""},
+		{"embedded-many-4", qEmbeddedMany[2], []any{50, "a", "b", nil, nil}, ""},
+		{"embedded-many-128", qEmbeddedMany[7], append([]any{50}, make([]any, 128)...), ""},
 		{"embedded-before", qEmbeddedBefore, []any{"a", 1, "a", 50}, ""},
 		{"create-comment", qCreateComment, []any{"a", "p", "t", 1, nil, "p"}, ""},
 		{"list-comments", qListComments, []any{"a", 20}, ""},
@@ -67,7 +67,10 @@ func TestQueryPlans(t *testing.T) {
 				t.Fatal("no plan")
 			}
 			for _, step := range plan {
-				scan := strings.HasPrefix(step, "SCAN ") && step != tc.walk
+				// Reading a subquery's co-routine (a UNION ALL of
+				// seeks) is not a table scan.
+				scan := strings.HasPrefix(step, "SCAN ") && step != tc.walk &&
+					!strings.HasPrefix(step, "SCAN (subquery-")
 				if scan || strings.Contains(step, "TEMP B-TREE") {
 					t.Errorf("plan step %q\nfull plan: %q", step, plan)
 				}

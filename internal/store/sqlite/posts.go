@@ -4,9 +4,9 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -43,19 +43,35 @@ const (
 	qEmbeddedBefore = `SELECT comment_id, text, created_at, updated_at FROM post_comments
 		WHERE post_id = ? AND (created_at, comment_id) < (?, ?)
 		ORDER BY created_at DESC, comment_id DESC LIMIT ?`
-	// qEmbeddedMany reads the embedded comments of a page of posts in one
-	// statement: for each post id of the JSON array (first argument), the
-	// seek qEmbedded makes (the newest end of the post's range in
-	// post_comments' primary key, reading back limit keys), then each of
-	// those copies by its key. Each row leads with the position of its post
-	// in the array; within a post the rows come in no set order
-	// (embeddedMany sorts them).
-	qEmbeddedMany = `SELECT j.key, c.comment_id, c.text, c.created_at, c.updated_at
-		FROM json_each(?) j, post_comments c
-		WHERE c.post_id = j.value AND (c.created_at, c.comment_id) IN (
-			SELECT created_at, comment_id FROM post_comments WHERE post_id = j.value
-			ORDER BY created_at DESC, comment_id DESC LIMIT ?)`
 )
+
+// embeddedManyMax is the most posts one qEmbeddedMany statement reads:
+// a page is at most page.MaxLimit posts, plus the one that tells whether
+// the list goes on.
+const embeddedManyMax = 128
+
+// qEmbeddedMany holds, at index b, the statement that reads the embedded
+// comments of up to 1<<b posts at once: a UNION ALL of qEmbedded's seek,
+// one per post (?2 onwards, NULL for none), each reading back ?1 entries
+// of post_comments' primary key newest first. Each row leads with its
+// post's position among the arguments. There is one statement per power
+// of two, so a connection's statement cache holds a few texts, not one per
+// page size.
+var qEmbeddedMany = func() []string {
+	var qs []string
+	for n := 1; n <= embeddedManyMax; n *= 2 {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteString("\nUNION ALL ")
+			}
+			fmt.Fprintf(&b, "SELECT * FROM (SELECT %d, comment_id, text, created_at, updated_at FROM post_comments"+
+				" WHERE post_id = ?%d ORDER BY created_at DESC, comment_id DESC LIMIT ?1)", i, i+2)
+		}
+		qs = append(qs, b.String())
+	}
+	return qs
+}()
 
 func scanPost(sc scanner) (post.Post, error) {
 	var (
@@ -105,19 +121,23 @@ func (db *DB) embedded(ctx context.Context, q querier, id string) ([]post.Commen
 // embedded, which skips that copy and tops the window up, so the answer is
 // the same as embedded's for every post.
 func (db *DB) embeddedMany(ctx context.Context, q querier, ps []post.Post) error {
+	for len(ps) > embeddedManyMax {
+		if err := db.embeddedMany(ctx, q, ps[:embeddedManyMax]); err != nil {
+			return err
+		}
+		ps = ps[embeddedManyMax:]
+	}
 	if len(ps) == 0 {
 		return nil
 	}
-	ids := make([]string, len(ps))
+	bucket := bits.Len(uint(len(ps) - 1)) // 1<<bucket >= len(ps)
+	args := make([]any, 1+1<<bucket)
+	args[0] = db.embedLimit
 	for i := range ps {
-		ids[i] = ps[i].ID
-		ps[i].Comments = make([]post.Comment, 0, min(db.embedLimit, ps[i].CommentCount))
+		args[1+i] = ps[i].ID
+		ps[i].Comments = make([]post.Comment, 0, min(db.embedLimit, max(0, ps[i].CommentCount)))
 	}
-	arg, err := json.Marshal(ids)
-	if err != nil {
-		return fmt.Errorf("read embedded comments: encode post ids: %w", err)
-	}
-	rows, err := q.QueryContext(ctx, qEmbeddedMany, string(arg), db.embedLimit)
+	rows, err := q.QueryContext(ctx, qEmbeddedMany[bucket], args...)
 	if err != nil {
 		return fmt.Errorf("read embedded comments: %w", err)
 	}
@@ -131,7 +151,8 @@ func (db *DB) embeddedMany(ctx context.Context, q querier, ps []post.Post) error
 		)
 		err := rows.Scan(&i, &c.ID, &c.Text, &created, &updated)
 		if err != nil {
-			// j.key is always an integer: only the copy can be unreadable.
+			// The position is always an integer: only the copy can be
+			// unreadable.
 			var raw any
 			if kerr := rows.Scan(&i, &raw, &raw, &raw, &raw); kerr != nil || i < 0 || i >= len(ps) {
 				rows.Close()
@@ -154,9 +175,13 @@ func (db *DB) embeddedMany(ctx context.Context, q querier, ps []post.Post) error
 		return fmt.Errorf("read embedded comments: %w", err)
 	}
 	for i := range ps {
-		// Oldest first by (created_at, comment_id), as SQLite orders them:
-		// integers by value, text byte by byte (BINARY collation).
-		slices.SortFunc(ps[i].Comments, func(a, b post.Comment) int {
+		// Oldest first by (created_at, comment_id), as SQLite orders them
+		// (integers by value, text byte by byte: the BINARY collation).
+		// Each post's rows come newest first, so once reversed the sort
+		// only confirms the order.
+		cs := ps[i].Comments
+		slices.Reverse(cs)
+		slices.SortFunc(cs, func(a, b post.Comment) int {
 			if c := cmp.Compare(ms(a.CreatedAt), ms(b.CreatedAt)); c != 0 {
 				return c
 			}
