@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -58,14 +57,14 @@ func WriteBudgetPage[T any](w http.ResponseWriter, r *http.Request, q page.Query
 	}
 	defer release()
 	var (
-		buf   bytes.Buffer
+		buf   = make([]byte, 0, 16<<10)
 		n     int
 		last  page.Cursor
 		more  bool
 		chunk = min(firstChunk, q.Limit)
 		next  = q
 	)
-	buf.WriteByte('[')
+	buf = append(buf, '[')
 fill:
 	for n < q.Limit {
 		want := min(chunk, q.Limit-n)
@@ -78,18 +77,18 @@ fill:
 			if i == want {
 				break
 			}
-			b, err := encodeItem(it)
-			if err != nil {
+			start := len(buf)
+			if n > 0 {
+				buf = append(buf, ',')
+			}
+			if buf, err = appendItem(buf, it); err != nil {
 				return err
 			}
-			if n > 0 && buf.Len()+1+len(b)+2 > budget {
+			if n > 0 && len(buf)+2 > budget { // 2: the closing "]\n"
+				buf = buf[:start]
 				more = true
 				break fill
 			}
-			if n > 0 {
-				buf.WriteByte(',')
-			}
-			buf.Write(b)
 			n++
 			last = cursor(it)
 		}
@@ -101,16 +100,16 @@ fill:
 		cur := last
 		next.After = &cur
 		// Read next about as many items as the rest of the budget holds.
-		chunk = max(1, (budget-buf.Len())/max(1, buf.Len()/n)+1)
+		chunk = max(1, (budget-len(buf))/max(1, len(buf)/n)+1)
 	}
-	buf.WriteString("]\n")
+	buf = append(buf, "]\n"...)
 	release() // writing may wait on a slow reader; it needs no CPU slot
 	if more && n > 0 {
 		SetNextLink(w, r, q.Limit, last)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(buf)
 	return nil
 }
 
@@ -122,14 +121,15 @@ type JSONAppender interface {
 	AppendJSON(buf []byte) []byte
 }
 
-// encodeItem encodes one list item, by its own AppendJSON where it has one.
-func encodeItem(it any) ([]byte, error) {
+// appendItem appends one list item's JSON to buf, by the item's own
+// AppendJSON where it has one (straight into buf, with no copy of its own).
+func appendItem(buf []byte, it any) ([]byte, error) {
 	if a, ok := it.(JSONAppender); ok {
-		return a.AppendJSON(nil), nil
+		return a.AppendJSON(buf), nil
 	}
 	b, err := json.Marshal(it)
 	if err != nil {
-		return nil, fmt.Errorf("encode list item: %w", err)
+		return buf, fmt.Errorf("encode list item: %w", err)
 	}
-	return b, nil
+	return append(buf, b...), nil
 }
