@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -779,5 +780,63 @@ func TestListsSkipUnreadableRows(t *testing.T) {
 	}
 	if ps, err := db.Posts().List(ctx, page.Query{Limit: 1}); err != nil || len(ps) != 1 || len(ps[0].Comments) != 3 {
 		t.Errorf("list: %v, %v; want the post with 3 embedded comments", ps, err)
+	}
+}
+
+// TestListEmbedsAsGet checks that a page's embedded comments, read for all
+// its posts in one statement (embeddedMany), are those Get reads post by
+// post (embedded): the latest EmbedLimit, oldest first, with ties on
+// created_at ordered by id, for pages that need one statement, several
+// sizes of it, and more than one (past embeddedManyMax).
+func TestListEmbedsAsGet(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, t.TempDir(), testOptions) // embeds 3
+	t0 := now().Add(-time.Hour)
+	const posts = embeddedManyMax + 5
+	for i := range posts {
+		p := post.Post{ID: id(), Title: fmt.Sprint("p", i), Content: "c", CreatedAt: t0.Add(time.Duration(i) * time.Second)}
+		if err := db.Posts().Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		for j := range i % 6 { // 0 to 5 copies; pairs share a created_at
+			var updated any
+			if j == 1 {
+				updated = ms(t0) + 7
+			}
+			if _, err := db.w.Exec(`INSERT INTO post_comments (comment_id, post_id, text, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?)`, fmt.Sprintf("c%d-%d", i, 5-j), p.ID, fmt.Sprint("t", j), ms(t0)+int64(j/2), updated); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, size := range []int{1, 3, 20, posts} {
+		t.Run(fmt.Sprint("pages-of-", size), func(t *testing.T) {
+			q := page.Query{Limit: size}
+			seen := 0
+			for seen < posts {
+				ps, err := db.Posts().List(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(ps) == 0 {
+					t.Fatalf("empty page after %d posts", seen)
+				}
+				for _, p := range ps {
+					want, err := db.Posts().Get(ctx, p.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(p.Comments, want.Comments) {
+						t.Fatalf("post %s: listed comments %+v, Get reads %+v", p.Title, p.Comments, want.Comments)
+					}
+				}
+				seen += len(ps)
+				c := ps[len(ps)-1].Cursor()
+				q.After = &c
+			}
+			if seen != posts {
+				t.Errorf("listed %d posts, want %d", seen, posts)
+			}
+		})
 	}
 }
