@@ -812,16 +812,9 @@ func (s *Server) findAndModify(r *request) (bson.D, error) {
 	if f, ok := r.doc("fields"); ok && len(mustElements(f)) > 0 {
 		return nil, unsupported("projections (findAndModify.fields)")
 	}
-	qr, _ := r.doc("query")
-	q, err := kit(qr)
+	q, sort, err := r.filterAndSort("query")
 	if err != nil {
 		return nil, err
-	}
-	var sort bsonkit.Doc
-	if sr, ok := r.doc("sort"); ok && len(mustElements(sr)) > 0 {
-		if sort, err = kit(sr); err != nil {
-			return nil, err
-		}
 	}
 	remove, returnNew, upsert := r.flag("remove"), r.flag("new"), r.flag("upsert")
 	var u bsonkit.Doc
@@ -878,16 +871,9 @@ func (s *Server) find(r *request) (bson.D, error) {
 	if p, ok := r.doc("projection"); ok && len(mustElements(p)) > 0 {
 		return nil, unsupported("projections (find.projection)")
 	}
-	fr, _ := r.doc("filter")
-	filter, err := kit(fr)
+	filter, sort, err := r.filterAndSort("filter")
 	if err != nil {
 		return nil, err
-	}
-	var sort bsonkit.Doc
-	if sr, ok := r.doc("sort"); ok && len(mustElements(sr)) > 0 {
-		if sort, err = kit(sr); err != nil {
-			return nil, err
-		}
 	}
 	skip, _ := r.num("skip")
 	limit, _ := r.num("limit")
@@ -1270,4 +1256,20 @@ func (s *Server) renameCollection(r *request) (bson.D, error) {
 		cat.Namespaces[to] = moved
 		return bson.D{}, nil
 	})
+}
+
+// filterAndSort reads a command's filter (under the field key: find's
+// "filter", findAndModify's "query"; absent means every document) and its
+// optional sort, as lungo's documents.
+func (r *request) filterAndSort(key string) (filter, sort bsonkit.Doc, err error) {
+	fr, _ := r.doc(key)
+	if filter, err = kit(fr); err != nil {
+		return nil, nil, err
+	}
+	if sr, ok := r.doc("sort"); ok && len(mustElements(sr)) > 0 {
+		if sort, err = kit(sr); err != nil {
+			return nil, nil, err
+		}
+	}
+	return filter, sort, nil
 }
