@@ -8,44 +8,12 @@
 //   BLOG_BIN=/path/to/blog npm test          (from web/e2e, after npm ci)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
+import { freePort, tempDir, removeTempDirs, spawnBlog, waitReady, launch } from './harness.mjs';
 
-const BIN = process.env.BLOG_BIN;
-if (!BIN) throw new Error('set BLOG_BIN to the path of the built blog binary');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sys = { posts: '', comments: '', web: '', evil: '', dir: '', proc: null, out: [], evilServer: null, context: null };
-const log = () => Buffer.concat(sys.out).toString();
-
-async function ready(base) {
-  const deadline = Date.now() + 20000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(base + '/readyz')).ok) return;
-    } catch {}
-    if (sys.proc.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`blog serve not ready at ${base} within 20 s:\n${log()}`);
-}
+const sys = { posts: '', comments: '', web: '', evil: '', proc: null, evilServer: null, context: null };
+const ready = (base) => waitReady(base, 'blog serve', sys.proc.alive, sys.proc.log);
 
 async function getJSON(url) {
   const res = await fetch(url);
@@ -54,47 +22,37 @@ async function getJSON(url) {
 }
 
 before(async () => {
-  sys.dir = mkdtempSync(join(tmpdir(), 'blog-e2e-crosssite-'));
+  const dir = tempDir('blog-e2e-crosssite-');
   const [pp, cp, wp, ep] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   sys.posts = `http://127.0.0.1:${pp}`;
   sys.comments = `http://127.0.0.1:${cp}`;
   sys.web = `http://127.0.0.1:${wp}`;
   // The attacker's origin: "localhost" is another site than 127.0.0.1.
   sys.evil = `http://localhost:${ep}`;
-  sys.proc = spawn(BIN, ['serve'], {
-    env: {
-      PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1',
-      PORT: String(pp), COMMENTS_PORT: String(cp), WEB_PORT: String(wp),
-      BLOG_DATA_DIR: join(sys.dir, 'data'), LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  sys.proc = spawnBlog(['serve'], {
+    PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1',
+    PORT: String(pp), COMMENTS_PORT: String(cp), WEB_PORT: String(wp),
+    BLOG_DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'warn',
   });
-  sys.proc.stdout.on('data', (b) => sys.out.push(b));
-  sys.proc.stderr.on('data', (b) => sys.out.push(b));
   sys.evilServer = createServer((req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
     res.end('<!doctype html><title>another site</title><p>nothing to see</p>');
   });
   await new Promise((r) => sys.evilServer.listen(ep, '127.0.0.1', r));
   await Promise.all([ready(sys.posts), ready(sys.comments), ready(sys.web)]);
-  sys.context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'blog-e2e-profile-')), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  sys.context = await launch();
 });
 
 after(async () => {
   await sys.context?.close();
   sys.evilServer?.close();
-  if (sys.proc && sys.proc.exitCode === null) {
-    sys.proc.kill('SIGTERM');
-    const timer = setTimeout(() => sys.proc.kill('SIGKILL'), 10000);
-    await new Promise((r) => sys.proc.on('exit', r));
+  if (sys.proc?.alive()) {
+    sys.proc.child.kill('SIGTERM');
+    const timer = setTimeout(() => sys.proc.child.kill('SIGKILL'), 10000);
+    await sys.proc.exited;
     clearTimeout(timer);
   }
-  rmSync(sys.dir, { recursive: true, force: true });
+  removeTempDirs();
 });
 
 test('a page on another origin stores nothing through no-cors fetch or sendBeacon', { timeout: 60000 }, async () => {

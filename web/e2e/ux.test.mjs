@@ -11,72 +11,10 @@
 // dark) and the home page there.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
+import { sys, start, stop, ready, up, down, launch, sleep } from './harness.mjs';
 
-const BIN = process.env.BLOG_BIN;
-if (!BIN) throw new Error('set BLOG_BIN to the path of the built blog binary');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const LIVE_WITHIN_MS = 2000;
-
-const dirs = [];
-function tempDir(prefix) {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sys = { procs: {}, env: {}, posts: '', comments: '', web: '' };
-
-function start(name) {
-  const child = spawn(BIN, [name], { env: sys.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = [];
-  child.stdout.on('data', (b) => out.push(b));
-  child.stderr.on('data', (b) => out.push(b));
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  sys.procs[name] = { name, child, out, exited, log: () => Buffer.concat(out).toString() };
-}
-
-async function stop(name) {
-  const p = sys.procs[name];
-  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
-  p.child.kill('SIGTERM');
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), 10000);
-  const { code } = await p.exited;
-  clearTimeout(timer);
-  assert.equal(code, 0, `blog ${name} did not exit cleanly:\n${p.log()}`);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function ready(base, name) {
-  const deadline = Date.now() + 20000;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(base + '/readyz');
-      if (res.ok) return;
-    } catch {}
-    if (sys.procs[name].child.exitCode !== null) break;
-    await sleep(50);
-  }
-  throw new Error(`blog ${name} not ready within 20 s:\n${sys.procs[name].log()}`);
-}
 
 // api calls the services without a token: none is configured.
 async function api(method, url, body) {
@@ -98,17 +36,6 @@ async function allComments(postId) {
     next = m ? m[1] : '';
   }
   return out;
-}
-
-async function launch(options = {}) {
-  const profile = tempDir('blog-e2e-profile-');
-  return chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1000, height: 900 },
-    ...options,
-  });
 }
 
 function watch(page) {
@@ -135,28 +62,13 @@ async function openPost(context, id, query = '') {
 let browser;
 
 before(async () => {
-  const data = tempDir('blog-e2e-data-');
-  const [pp, cp, wp] = await Promise.all([freePort(), freePort(), freePort()]);
-  sys.posts = `http://127.0.0.1:${pp}`;
-  sys.comments = `http://127.0.0.1:${cp}`;
-  sys.web = `http://127.0.0.1:${wp}`;
-  sys.env = {
-    PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1',
-    PORT: String(pp), COMMENTS_PORT: String(cp), WEB_PORT: String(wp),
-    POSTS_URL: sys.posts, COMMENTS_URL: sys.comments,
-    BLOG_DATA_DIR: data, BLOG_COMMENT_RATE: '0', LOG_LEVEL: 'warn',
-  };
-  start('comments');
-  start('posts');
-  start('web');
-  await Promise.all([ready(sys.comments, 'comments'), ready(sys.posts, 'posts'), ready(sys.web, 'web')]);
+  await up();
   browser = await launch();
 });
 
 after(async () => {
   await browser?.close();
-  for (const name of ['web', 'posts', 'comments']) await stop(name);
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await down();
 });
 
 // First, so the home page shows the docs' post alone.
